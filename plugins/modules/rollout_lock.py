@@ -1,0 +1,147 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: SuperSmartMatch platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: rollout_lock
+short_description: Take or release the rollout lease of a service on a host
+version_added: 0.1.0
+description:
+  - A phase playbook takes the lease on every load balancer before it moves traffic and
+    releases it at the end, so two rollouts of the same service cannot run at once. The
+    second one fails with a message naming the holder, its run and when the lease expires.
+  - The lease is a file created with C(O_EXCL) in O(state_dir). It expires after O(ttl)
+    seconds, so a run that died does not block the service forever; O(force) breaks a live one.
+  - Taking a lease already held by the same O(run_id) reports no change.
+  - C(playbooks/rollback.yml) does not take the lease: an emergency rollback is never blocked.
+author:
+  - SuperSmartMatch platform team
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the lease is only inspected; a conflict still fails.
+  diff_mode:
+    support: none
+options:
+  service:
+    description: Service whose lease this is.
+    type: str
+    required: true
+  state:
+    description: V(acquired) takes the lease, V(released) gives it back.
+    type: str
+    choices: [acquired, released]
+    default: acquired
+  run_id:
+    description: Identifier of the run; the same run may take the lease again.
+    type: str
+    required: true
+  holder:
+    description: Who holds the lease (user and controller), shown to anybody refused.
+    type: str
+    default: unknown
+  phase:
+    description: Phase the holder is running, shown to anybody refused.
+    type: str
+    default: ''
+  ttl:
+    description: Seconds after which the lease expires.
+    type: int
+    default: 28800
+  force:
+    description: Take or release the lease even if another live run holds it.
+    type: bool
+    default: false
+  state_dir:
+    description: Directory of the lease file (the traffic state directory).
+    type: path
+    default: /var/lib/supersmartmatch/traffic
+'''
+
+EXAMPLES = r'''
+- name: Take the rollout lease on every load balancer
+  supersmartmatch.platform.rollout_lock:
+    service: supersmartmatch
+    run_id: "{{ rollout_run_id }}"
+    holder: "{{ lookup('ansible.builtin.env', 'USER') }}@controller"
+    phase: canary
+    ttl: 10800
+
+- name: Give it back
+  supersmartmatch.platform.rollout_lock:
+    service: supersmartmatch
+    run_id: "{{ rollout_run_id }}"
+    state: released
+'''
+
+RETURN = r'''
+lease:
+  description: The lease as held after the task (null once released).
+  returned: always
+  type: dict
+  sample: {"service": "supersmartmatch", "run_id": "5f0c...", "holder": "ci@runner-7", "phase": "canary",
+           "acquired_at": "2026-11-25T10:00:00Z", "expires_at": "2026-11-25T13:00:00Z", "expires": 1795604400.0}
+'''
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import locking
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            service=dict(type='str', required=True),
+            state=dict(type='str', default='acquired', choices=['acquired', 'released']),
+            run_id=dict(type='str', required=True),
+            holder=dict(type='str', default='unknown'),
+            phase=dict(type='str', default=''),
+            ttl=dict(type='int', default=28800),
+            force=dict(type='bool', default=False),
+            state_dir=dict(type='path', default='/var/lib/supersmartmatch/traffic'),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p['ttl'] <= 0:
+        module.fail_json(msg='ttl must be a positive number of seconds, got %d' % p['ttl'])
+    path = locking.lease_path(p['state_dir'], p['service'])
+    try:
+        existing = locking.read_lease(path)
+        now = time.time()
+        if p['state'] == 'acquired':
+            if module.check_mode:
+                if (existing and existing.get('run_id') != p['run_id'] and not p['force']
+                        and float(existing.get('expires', 0)) > now):
+                    raise locking.LockError('a rollout of %s is already in progress: lease held by %s'
+                                            % (p['service'], locking.describe(existing)))
+                mine = bool(existing and existing.get('run_id') == p['run_id'])
+                module.exit_json(changed=not mine, lease=existing if mine else None)
+            if not os.path.isdir(p['state_dir']):
+                os.makedirs(p['state_dir'], 0o755)
+            changed, lease = locking.acquire_lease(p['state_dir'], p['service'], p['run_id'], p['holder'],
+                                                   p['phase'], p['ttl'], now=now, force=p['force'])
+            module.exit_json(changed=changed, lease=lease)
+        if existing is None:
+            module.exit_json(changed=False, lease=None)
+        if module.check_mode:
+            if existing.get('run_id') != p['run_id'] and not p['force']:
+                raise locking.LockError('the rollout lease of %s is held by %s; not released'
+                                        % (p['service'], locking.describe(existing)))
+            module.exit_json(changed=True, lease=None)
+        changed = locking.release_lease(p['state_dir'], p['service'], p['run_id'], force=p['force'])
+        module.exit_json(changed=changed, lease=None)
+    except locking.LockError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,6 @@
+"""``python -m supersmartmatch_service`` runs the server."""
+import sys
+
+from .server import main
+
+sys.exit(main())

@@ -1,0 +1,92 @@
+"""Thread-safe Prometheus metrics, rendered in text exposition format 0.0.4."""
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 2.5, 5)
+
+
+def _escape(value: str) -> str:
+    return str(value).replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _labels(pairs) -> str:
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
+
+
+def _num(value: float) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+class Metrics:
+    """Request counter, request duration histogram, feedback counter, build info.
+
+    All series carry the constant labels ``version`` and ``slot``.
+    """
+
+    def __init__(self, version: str, slot: str) -> None:
+        self.version = version
+        self.slot = slot
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[str, str, str], int] = defaultdict(int)
+        # (path, status) -> [per-bucket counts (non cumulative) + overflow, sum, count]
+        self._durations: dict[tuple[str, str], list] = {}
+        self._feedback = {"hit": 0, "miss": 0}
+
+    def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
+        status_s = str(status)
+        index = next((i for i, b in enumerate(DURATION_BUCKETS) if seconds <= b), len(DURATION_BUCKETS))
+        with self._lock:
+            self._requests[(method, path, status_s)] += 1
+            hist = self._durations.setdefault((path, status_s), [[0] * (len(DURATION_BUCKETS) + 1), 0.0, 0])
+            hist[0][index] += 1
+            hist[1] += seconds
+            hist[2] += 1
+
+    def record_feedback(self, correct: bool) -> None:
+        with self._lock:
+            self._feedback["hit" if correct else "miss"] += 1
+
+    def feedback_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._feedback)
+
+    def render(self) -> str:
+        const = (("version", self.version), ("slot", self.slot))
+        with self._lock:
+            requests = sorted(self._requests.items())
+            durations = sorted((k, (list(v[0]), v[1], v[2])) for k, v in self._durations.items())
+            feedback = dict(self._feedback)
+        out = [
+            "# HELP ssm_http_requests_total HTTP requests handled.",
+            "# TYPE ssm_http_requests_total counter",
+        ]
+        for (method, path, status), value in requests:
+            out.append(f"ssm_http_requests_total{_labels((('method', method), ('path', path), ('status', status)) + const)} {value}")
+        out += [
+            "# HELP ssm_http_request_duration_seconds HTTP request duration in seconds.",
+            "# TYPE ssm_http_request_duration_seconds histogram",
+        ]
+        for (path, status), (counts, total, count) in durations:
+            base = (("path", path), ("status", status)) + const
+            cumulative = 0
+            for bound, n in zip(DURATION_BUCKETS + ("+Inf",), counts):
+                cumulative += n
+                le = bound if bound == "+Inf" else _num(float(bound))
+                out.append(f"ssm_http_request_duration_seconds_bucket{_labels(base + (('le', le),))} {cumulative}")
+            out.append(f"ssm_http_request_duration_seconds_sum{_labels(base)} {total!r}")
+            out.append(f"ssm_http_request_duration_seconds_count{_labels(base)} {count}")
+        out += [
+            "# HELP ssm_feedback_total Feedback on the top match, by outcome.",
+            "# TYPE ssm_feedback_total counter",
+        ]
+        for outcome in ("hit", "miss"):
+            out.append(f"ssm_feedback_total{_labels(const + (('outcome', outcome),))} {feedback[outcome]}")
+        out += [
+            "# HELP ssm_build_info Build information.",
+            "# TYPE ssm_build_info gauge",
+            f"ssm_build_info{_labels(const)} 1",
+        ]
+        return "\n".join(out) + "\n"

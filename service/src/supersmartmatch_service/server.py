@@ -1,0 +1,262 @@
+"""HTTP server and the ``supersmartmatch-service`` entry point.
+
+Endpoints: ``POST /api/v2/match``, ``POST /api/v2/feedback``, ``GET /health``,
+``GET /metrics``. All answers are JSON (metrics: Prometheus text) and carry the
+``X-SSM-Version`` and ``X-SSM-Slot`` headers. HTTP/1.1 with keep-alive.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from . import matching
+from .config import Config, ConfigError
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import Metrics
+
+MAX_BODY = 1 << 20  # 1 MiB
+SHUTDOWN_GRACE_S = 10.0
+JSON_TYPE = "application/json"
+ROUTES = {
+    "/api/v2/match": ("POST",),
+    "/api/v2/feedback": ("POST",),
+    "/health": ("GET", "HEAD"),
+    "/metrics": ("GET", "HEAD"),
+}
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, message: str, **extra) -> None:
+        super().__init__(message)
+        self.status = status
+        self.payload = {"error": message, **extra}
+
+
+def _json_body(raw: bytes):
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPError(400, f"body is not valid JSON: {exc}") from None
+
+
+class App:
+    """Request handling independent of the HTTP plumbing; thread-safe."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = Metrics(config.version, config.slot)
+        self._active = 0
+        self._idle = threading.Condition()
+
+    # in-flight tracking, used for a graceful shutdown
+    @contextlib.contextmanager
+    def in_flight(self):
+        with self._idle:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
+
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, object, str]:
+        """Return (status, payload, content type); payload is a str for metrics."""
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            raise HTTPError(404, "not found", path=path)
+        if method not in allowed:
+            raise HTTPError(405, f"method {method} not allowed", allowed=list(allowed))
+        if path == "/health":
+            if self.config.fault_unhealthy:
+                return 503, self._health("unhealthy", 0), JSON_TYPE
+            return 200, self._health("ok", 1), JSON_TYPE
+        if path == "/metrics":
+            return 200, self.metrics.render(), METRICS_CONTENT_TYPE
+        if path == "/api/v2/match":
+            return self._match(body)
+        return self._feedback(body)
+
+    def _health(self, status: str, up: int) -> dict:
+        return {"status": status, "version": self.config.version, "slot": self.config.slot, "up": up}
+
+    def _match(self, body: bytes):
+        cfg = self.config
+        if cfg.fault_latency_ms:
+            time.sleep(cfg.fault_latency_ms / 1000)
+        if cfg.fault_error_rate and random.random() < cfg.fault_error_rate:
+            raise HTTPError(500, "injected fault")
+        try:
+            candidate, offers = matching.parse_match_request(_json_body(body))
+        except matching.ValidationError as exc:
+            raise HTTPError(400, str(exc)) from None
+        return 200, {
+            "candidate_id": candidate.id,
+            "matches": matching.rank(candidate, offers, degraded=cfg.fault_degraded),
+            "version": cfg.version,
+            "slot": cfg.slot,
+        }, JSON_TYPE
+
+    def _feedback(self, body: bytes):
+        try:
+            candidate_id, offer_id, correct = matching.parse_feedback(_json_body(body))
+        except matching.ValidationError as exc:
+            raise HTTPError(400, str(exc)) from None
+        self.metrics.record_feedback(correct)
+        return 202, {"accepted": True, "candidate_id": candidate_id, "offer_id": offer_id,
+                     "version": self.config.version, "slot": self.config.slot}, JSON_TYPE
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "SuperSmartMatch"
+    timeout = 75  # seconds an idle keep-alive connection is kept (above NGINX upstream keepalive_timeout 60 s)
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
+    server: "SSMServer"
+
+    def do_GET(self):
+        self._dispatch()
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise HTTPError(411, "chunked bodies are not supported, send Content-Length")
+        raw = self.headers.get("Content-Length", "0") or "0"
+        try:
+            length = int(raw)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            raise HTTPError(400, f"invalid Content-Length {raw!r}")
+        if length > MAX_BODY:
+            self.close_connection = True
+            raise HTTPError(413, f"body larger than {MAX_BODY} bytes")
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self) -> None:
+        app = self.server.app
+        start = time.perf_counter()
+        path = urlsplit(self.path).path
+        metric_path = path if path in ROUTES else "other"
+        with app.in_flight():
+            try:
+                body = self._read_body()
+                status, payload, ctype = app.handle(self.command, path, body)
+                headers = {}
+            except HTTPError as exc:
+                status, payload, ctype = exc.status, exc.payload, JSON_TYPE
+                headers = {"Allow": ", ".join(exc.payload["allowed"])} if status == 405 else {}
+            except Exception:  # pragma: no cover - defensive
+                traceback.print_exc(file=sys.stderr)
+                status, payload, ctype, headers = 500, {"error": "internal error"}, JSON_TYPE, {}
+            self._respond(status, payload, ctype, headers)
+            app.metrics.observe_request(self.command, metric_path, status, time.perf_counter() - start)
+
+    def _respond(self, status: int, payload, ctype: str, headers: dict | None = None) -> None:
+        cfg = self.server.app.config
+        data = (payload if isinstance(payload, str) else json.dumps(payload)).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-SSM-Version", cfg.version)
+        self.send_header("X-SSM-Slot", cfg.slot)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def send_error(self, code, message=None, explain=None):
+        """Protocol-level errors (bad request line, ...) as JSON with our headers."""
+        self.close_connection = True
+        self._respond(code, {"error": message or HTTPStatus(code).phrase}, JSON_TYPE)
+
+    def log_message(self, format, *args):
+        if self.server.app.config.access_log:
+            super().log_message(format, *args)
+
+
+class SSMServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024  # listen backlog; socketserver's default of 5 drops bursts
+
+    def __init__(self, config: Config) -> None:
+        self.app = App(config)
+        if ":" in config.bind:
+            self.address_family = socket.AF_INET6
+        super().__init__((config.bind, config.port), Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
+
+@contextlib.contextmanager
+def running_server(config: Config):
+    """Run a server in a background thread (for tests); yields the SSMServer."""
+    server = SSMServer(config)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: configure from the environment, serve until SIGTERM/SIGINT."""
+    prog = "supersmartmatch-service"
+    try:
+        config = Config.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"{prog}: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        server = SSMServer(config)
+    except OSError as exc:
+        print(f"{prog}: cannot listen on {config.bind}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+    stopping = threading.Event()
+
+    def on_signal(signum, _frame):
+        if not stopping.is_set():
+            stopping.set()
+            print(f"{prog}: {signal.Signals(signum).name} received, shutting down", file=sys.stderr, flush=True)
+            # shutdown() blocks until serve_forever() returns: call it off the main thread.
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"{prog}: version {config.version} slot {config.slot} listening on {server.url}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.app.wait_idle(SHUTDOWN_GRACE_S)  # let in-flight requests finish
+        server.server_close()
+    print(f"{prog}: stopped", file=sys.stderr, flush=True)
+    return 0
