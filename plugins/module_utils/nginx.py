@@ -294,7 +294,7 @@ class Nginx(object):
                                  'see its error log' % (master, self.reload_timeout))
             self.sleep(0.05)
 
-    def apply(self, files, reload=True, check_mode=False, backup_dir=None):
+    def apply(self, files, reload=True, check_mode=False, backup_dir=None, mode=0o644):
         """Put ``files`` (path -> new text, None to remove) in place safely.
 
         Returns ``{'changed': bool, 'reloaded': bool, 'changed_files': [...]}``.
@@ -324,7 +324,7 @@ class Nginx(object):
                 if files[path] is None:
                     os.unlink(path)
                 else:
-                    write_atomic(path, files[path])
+                    write_atomic(path, files[path], mode)
                 swapped.append(path)
             if reload:
                 self.reload(master)

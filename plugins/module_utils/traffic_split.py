@@ -141,7 +141,8 @@ def render_config(split, options=None):
     ``split`` holds ``service``, ``stable``/``candidate`` (dicts with
     ``backends``), ``percent``, ``salt``, ``sticky_key`` and ``sticky_fallback``.
     The candidate bucket is listed first, so with a fixed key and salt the
-    users sent to the candidate at 5 % are still there at 25 %.
+    users sent to the candidate at 5 % are still there at 25 %. Only the
+    upstreams that take traffic are defined.
     """
     options = options or {}
     service = split['service']
@@ -154,7 +155,11 @@ def render_config(split, options=None):
                  service, split['stable'].get('version') or '-',
                  split['candidate'].get('version') or '-', format_percent(percent)),
              '']
-    for side in ('stable', 'candidate'):
+    # A side that takes no traffic is left out, so that a dead or unresolvable
+    # host on that side cannot make the configuration invalid (rollback must
+    # work when the candidate is gone).
+    sides = ('stable',) if percent <= 0 else ('candidate',) if percent >= 100 else ('stable', 'candidate')
+    for side in sides:
         lines.append('upstream %s {' % n[side])
         for backend in split[side]['backends']:
             lines.append('    server %s%s;' % (backend, ' ' + server_options if server_options else ''))
@@ -213,6 +218,7 @@ def split_summary(state):
     return {
         'percent': state.get('percent'),
         'phase': state.get('phase'),
+        'status': state.get('status'),
         'stable': dict(state.get('stable') or {}),
         'candidate': dict(state.get('candidate') or {}),
         'salt': state.get('salt', ''),
@@ -225,7 +231,7 @@ def traffic_fields(state):
     """Fields whose change means a new configuration or a new record."""
     if not state:
         return None
-    keys = ('percent', 'phase', 'salt', 'sticky_key', 'sticky_fallback')
+    keys = ('percent', 'phase', 'status', 'salt', 'sticky_key', 'sticky_fallback')
     result = dict((k, state.get(k)) for k in keys)
     for side in ('stable', 'candidate'):
         part = state.get(side) or {}
@@ -239,7 +245,9 @@ def new_state(previous, split, run_by, run_id, history_limit=100, now=None):
     history = list((previous or {}).get('history') or [])
     entry = {
         'time': now,
+        'operation': split.get('operation', 'set'),
         'phase': split['phase'],
+        'status': split.get('status'),
         'percent': split['percent'],
         'stable_version': split['stable'].get('version'),
         'candidate_version': split['candidate'].get('version'),
@@ -254,6 +262,7 @@ def new_state(previous, split, run_by, run_id, history_limit=100, now=None):
         'service': split['service'],
         'percent': split['percent'],
         'phase': split['phase'],
+        'status': split.get('status'),
         'salt': split.get('salt', ''),
         'sticky_key': split['sticky_key'],
         'sticky_fallback': split['sticky_fallback'],
@@ -262,9 +271,42 @@ def new_state(previous, split, run_by, run_id, history_limit=100, now=None):
         'updated_at': now,
         'updated_by': run_by,
         'run_id': run_id,
+        # a restore cannot itself be restored: a second restore is a no-op
+        'previous': None if split.get('operation') == 'restore' else snapshot(previous),
         'history': history,
     }
     return state
+
+
+def snapshot(state):
+    """The part of a state that ``restore`` can go back to (no history)."""
+    if not state:
+        return None
+    keys = ('percent', 'phase', 'status', 'salt', 'sticky_key', 'sticky_fallback', 'stable', 'candidate',
+            'run_id', 'updated_at', 'updated_by')
+    return dict((k, state.get(k)) for k in keys)
+
+
+def plan_restore(service, params, previous, sticky_key, sticky_fallback):
+    """Undo the last change if the run ``params['run_id']`` made it.
+
+    Used to keep load balancers together: when one fails to move, those that
+    moved in the same run go back. Returns None when there is nothing to undo
+    (no state, or the last change belongs to another run).
+    """
+    run_id = params.get('run_id')
+    if not run_id:
+        raise SplitError('operation=restore needs run_id: only the run that made a change may undo it')
+    if not previous or previous.get('run_id') != run_id or not previous.get('previous'):
+        return None
+    before = previous['previous']
+    return {
+        'service': service, 'operation': 'restore', 'percent': float(before['percent']),
+        'phase': before['phase'], 'status': before.get('status'), 'salt': before.get('salt', ''),
+        'sticky_key': before.get('sticky_key') or sticky_key,
+        'sticky_fallback': before.get('sticky_fallback') or sticky_fallback,
+        'stable': dict(before['stable']), 'candidate': dict(before['candidate']),
+    }
 
 
 def plan_split(params, previous):
@@ -273,7 +315,8 @@ def plan_split(params, previous):
     ``params['operation']`` is ``set`` (the caller gives sides and percent),
     ``rollback`` (all traffic back to the stable side named in the state; after
     a promotion, back to the side that was stable before it) or ``promote``
-    (the candidate, which must already hold 100 %, becomes the stable side).
+    (the candidate, which must already hold 100 %, becomes the stable side) or
+    ``complete`` (the current phase passed its hold; traffic does not move).
     Raises SplitError, naming the problem, when the request cannot be met.
     """
     service = validate_service(params['service'])
@@ -284,7 +327,9 @@ def plan_split(params, previous):
         params.get('sticky_fallback') or (previous or {}).get('sticky_fallback') or '$remote_addr',
         'sticky_fallback')
 
-    if operation in ('rollback', 'promote'):
+    if operation == 'restore':
+        return plan_restore(service, params, previous, sticky_key, sticky_fallback)
+    if operation in ('rollback', 'promote', 'complete'):
         if not previous:
             raise SplitError(
                 'service %r has no traffic state on this host (%s): nothing to %s; '
@@ -293,20 +338,28 @@ def plan_split(params, previous):
             raise SplitError('percent cannot be given with operation=%s' % operation)
         stable = dict(previous['stable'])
         candidate = dict(previous['candidate'])
+        percent = float(previous.get('percent', 0))
+        salt = previous.get('salt', '')
         if operation == 'rollback':
             if previous.get('phase') == 'promoted':
                 stable, candidate = candidate, stable
-            phase = 'rollback'
-        else:
-            if float(previous.get('percent', 0)) < 100 and previous.get('phase') != 'promoted':
+            phase, status, percent = 'rollback', 'rolled_back', 0.0
+        elif operation == 'promote':
+            if percent < 100 and previous.get('phase') != 'promoted':
                 raise SplitError(
                     'service %r cannot be promoted: the candidate holds %s %% of traffic, not 100 %%'
-                    % (service, format_percent(float(previous.get('percent', 0)))))
+                    % (service, format_percent(percent)))
             if previous.get('phase') != 'promoted':
                 stable, candidate = candidate, stable
-            phase = 'promoted'
-        percent = 0.0
-        salt = previous.get('salt', '')
+            phase, status, percent = 'promoted', 'completed', 0.0
+        else:
+            phase = params.get('phase')
+            version = params.get('candidate_version')
+            if phase != previous.get('phase') or (version is not None and version != candidate.get('version')):
+                raise SplitError(
+                    'cannot mark phase %s of version %s complete: service %r is in phase %s of version %s'
+                    % (phase, version or '-', service, previous.get('phase'), candidate.get('version')))
+            status = 'completed'
     elif operation == 'set':
         percent = parse_percent(params.get('percent'))
         stable = {'backends': parse_backends(params.get('stable'), 'stable')}
@@ -318,15 +371,17 @@ def plan_split(params, previous):
         phase = params.get('phase') or 'manual'
         if phase not in PHASES:
             raise SplitError('phase must be one of %s, got %r' % (', '.join(PHASES), phase))
+        status = 'in_progress' if phase in ('canary', 'extended', 'full') else 'steady'
         salt = validate_salt(params.get('salt'))
     else:
-        raise SplitError('operation must be set, rollback or promote, got %r' % (operation,))
+        raise SplitError('operation must be set, rollback, promote, complete or restore, got %r' % (operation,))
     validate_sides(stable['backends'], candidate['backends'])
     return {
         'service': service,
         'operation': operation,
         'percent': percent,
         'phase': phase,
+        'status': status,
         'salt': salt,
         'sticky_key': sticky_key,
         'sticky_fallback': sticky_fallback,

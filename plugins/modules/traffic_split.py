@@ -54,8 +54,13 @@ options:
         stable before the promotion (still running) takes all traffic again.
       - V(promote) makes the candidate, which must already hold 100 %, the stable side.
         Traffic does not move.
+      - V(complete) records that the current O(phase) of O(candidate_version) passed its hold
+        (status C(completed)); the next phase playbook requires it. Traffic does not move.
     type: str
-    choices: [set, rollback, promote]
+      - V(restore) undoes the last change if the run O(run_id) made it, and does nothing
+        otherwise. The phase playbooks use it to bring every load balancer back to the
+        previous split when one of them fails to move.
+    choices: [set, rollback, promote, complete, restore]
     default: set
   stable:
     description:
@@ -85,7 +90,10 @@ options:
     description: Slot colour of the candidate side, such as C(green) (recorded in the state).
     type: str
   phase:
-    description: Rollout phase recorded in the state with O(operation=set).
+    description:
+      - Rollout phase recorded in the state with O(operation=set); with O(operation=complete),
+        the phase being completed (it must be the current one).
+      - With O(operation=set), phases C(canary), C(extended) and C(full) get status C(in_progress).
     type: str
     choices: [bootstrap, canary, extended, full, manual]
     default: manual
@@ -221,7 +229,7 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils.locking i
 def argument_spec():
     spec = dict(
         service=dict(type='str', required=True),
-        operation=dict(type='str', default='set', choices=['set', 'rollback', 'promote']),
+        operation=dict(type='str', default='set', choices=['set', 'rollback', 'promote', 'complete', 'restore']),
         stable=dict(type='list', elements='str'),
         candidate=dict(type='list', elements='str'),
         percent=dict(type='raw'),
@@ -255,6 +263,9 @@ def run(module):
 
     previous = ts.read_json(state_path)
     split = ts.plan_split(dict(params, state_path=state_path), previous)
+    if split is None:  # restore: the last change is not this run's
+        result['previous'] = result['split'] = ts.split_summary(previous)
+        return result
     content = ts.render_config(split, params)
     current = read_text(config_path)
     run_by = params['run_by'] or os.environ.get('SUDO_USER') or getpass.getuser()

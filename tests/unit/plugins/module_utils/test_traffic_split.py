@@ -219,3 +219,60 @@ def test_read_json(tmp_path):
     with pytest.raises(ts.SplitError) as err:
         ts.read_json(str(bad))
     assert 'is not valid JSON' in str(err.value)
+
+
+@pytest.mark.parametrize('phase, status', [
+    ('canary', 'in_progress'), ('extended', 'in_progress'), ('full', 'in_progress'),
+    ('bootstrap', 'steady'), ('manual', 'steady'),
+])
+def test_set_status(phase, status):
+    assert ts.plan_split(base_params(phase=phase), None)['status'] == status
+
+
+def test_complete_marks_current_phase_without_moving_traffic():
+    state = state_at(5, 'canary')
+    done = ts.plan_split(dict(service='svc', operation='complete', phase='canary', candidate_version='2.0.0'), state)
+    assert (done['percent'], done['phase'], done['status']) == (5.0, 'canary', 'completed')
+    assert ts.render_config(done) == ts.render_config(ts.plan_split(base_params(percent=5, phase='canary'), None))
+
+
+@pytest.mark.parametrize('phase, version', [('extended', '2.0.0'), ('canary', '3.0.0')])
+def test_complete_refuses_another_phase_or_version(phase, version):
+    with pytest.raises(ts.SplitError) as err:
+        ts.plan_split(dict(service='svc', operation='complete', phase=phase, candidate_version=version),
+                      state_at(5, 'canary'))
+    assert 'is in phase canary of version 2.0.0' in str(err.value)
+
+
+def test_rollback_and_promote_status():
+    assert ts.plan_split(dict(service='svc', operation='rollback'), state_at(25, 'extended'))['status'] == 'rolled_back'
+    assert ts.plan_split(dict(service='svc', operation='promote'), state_at(100, 'full'))['status'] == 'completed'
+
+
+@pytest.mark.parametrize('percent, present, absent', [
+    (0, 'upstream svc_stable', 'upstream svc_candidate'),
+    (100, 'upstream svc_candidate', 'upstream svc_stable'),
+])
+def test_side_without_traffic_is_not_rendered(percent, present, absent):
+    text = ts.render_config(ts.plan_split(base_params(percent=percent), None))
+    assert present in text and absent not in text
+
+
+def test_restore_undoes_only_this_runs_change():
+    first = ts.new_state(None, ts.plan_split(base_params(percent=5, phase='canary'), None), 'me', 'run-1')
+    second = ts.new_state(first, ts.plan_split(base_params(percent=25, phase='extended'), first), 'me', 'run-2')
+    undo = ts.plan_split(dict(service='svc', operation='restore', run_id='run-2'), second)
+    assert (undo['percent'], undo['phase'], undo['status']) == (5.0, 'canary', 'in_progress')
+    assert ts.render_config(undo) == ts.render_config(ts.plan_split(base_params(percent=5), None))
+    assert ts.plan_split(dict(service='svc', operation='restore', run_id='run-1'), second) is None
+    assert ts.plan_split(dict(service='svc', operation='restore', run_id='run-9'), None) is None
+    with pytest.raises(ts.SplitError):
+        ts.plan_split(dict(service='svc', operation='restore'), second)
+
+
+def test_restore_is_not_undone_by_a_second_restore():
+    first = ts.new_state(None, ts.plan_split(base_params(percent=5, phase='canary'), None), 'me', 'run-1')
+    second = ts.new_state(first, ts.plan_split(base_params(percent=25, phase='extended'), first), 'me', 'run-2')
+    undo = ts.plan_split(dict(service='svc', operation='restore', run_id='run-2'), second)
+    restored = ts.new_state(second, undo, 'me', 'run-2')
+    assert ts.plan_split(dict(service='svc', operation='restore', run_id='run-2'), restored) is None
