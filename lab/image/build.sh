@@ -115,6 +115,11 @@ for u in "${MASK_UNITS[@]}"; do
   ln -sfn /dev/null "${ROOTFS}/etc/systemd/system/${u}"
 done
 
+log "apt-get update (package lists kept, as on any installed Debian host)"
+cp /etc/resolv.conf "${ROOTFS}/etc/resolv.conf"
+chroot "${ROOTFS}" apt-get update -qq >"${WORKDIR}/apt-update.log" 2>&1 \
+  || { tail -n 20 "${WORKDIR}/apt-update.log" >&2; die "apt-get update in the image failed"; }
+
 log "cleaning machine-id, apt caches, docs"
 # Empty machine-id: systemd generates a fresh one at each container's boot.
 : >"${ROOTFS}/etc/machine-id"
@@ -122,7 +127,7 @@ rm -f "${ROOTFS}/var/lib/dbus/machine-id"
 # Docker manages these.
 rm -f "${ROOTFS}/etc/resolv.conf" "${ROOTFS}/etc/hostname"
 : >"${ROOTFS}/etc/hosts"
-rm -rf "${ROOTFS}"/var/lib/apt/lists/* "${ROOTFS}"/var/cache/apt/*.bin \
+rm -rf "${ROOTFS}"/var/cache/apt/*.bin \
   "${ROOTFS}"/var/cache/apt/archives/*.deb "${ROOTFS}"/var/cache/apt/archives/partial/* \
   "${ROOTFS}"/var/cache/debconf/*-old "${ROOTFS}"/var/lib/dpkg/*-old \
   "${ROOTFS}"/var/log/*.log "${ROOTFS}"/var/log/apt/* "${ROOTFS}"/tmp/* "${ROOTFS}"/var/tmp/* \

@@ -113,13 +113,14 @@ def acquire_lease(directory, service, run_id, holder, phase, ttl, now=None, forc
 
 
 def release_lease(directory, service, run_id, force=False):
-    """Release the lease if ``run_id`` holds it. Returns True if a file was removed."""
+    """Release the lease if ``run_id`` holds it (or any lease with ``force``).
+
+    Returns True if a file was removed. A lease held by another run is left
+    alone (False): a run gives back only what it took.
+    """
     path = lease_path(directory, service)
     existing = read_lease(path)
-    if existing is None:
+    if existing is None or (existing.get('run_id') != run_id and not force):
         return False
-    if existing.get('run_id') != run_id and not force:
-        raise LockError('the rollout lease of %s is held by %s, not by run %s; not released'
-                        % (service, describe(existing), run_id))
     os.unlink(path)
     return True

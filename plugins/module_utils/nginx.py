@@ -56,6 +56,11 @@ def write_atomic(path, text, mode=0o644):
         pass
 
 
+def backup_path(backup_dir, path):
+    """Where the previous version of ``path`` is kept: the full path, flattened."""
+    return os.path.join(backup_dir, os.path.abspath(path).strip('/').replace('/', '_') + '.prev')
+
+
 def read_text(path):
     """Return the text of ``path``, or None if it does not exist."""
     try:
@@ -317,7 +322,7 @@ class Nginx(object):
             return result
         for path in changed_files:
             if backup_dir and current[path] is not None:
-                write_atomic(os.path.join(backup_dir, os.path.basename(path) + '.prev'), current[path])
+                write_atomic(backup_path(backup_dir, path), current[path])
         swapped = []
         try:
             for path in changed_files:

@@ -48,7 +48,7 @@ options:
     type: str
     default: '0644'
   backup_dir:
-    description: If set, the previous version is kept there as C(<name>.prev).
+    description: If set, the previous version is kept there, named after its full path with C(.prev) added.
     type: path
 '''
 

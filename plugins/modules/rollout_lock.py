@@ -18,7 +18,8 @@ description:
     second one fails with a message naming the holder, its run and when the lease expires.
   - The lease is a file created with C(O_EXCL) in O(state_dir). It expires after O(ttl)
     seconds, so a run that died does not block the service forever; O(force) breaks a live one.
-  - Taking a lease already held by the same O(run_id) reports no change.
+  - Taking a lease already held by the same O(run_id) reports no change. Releasing a lease
+    held by another run leaves it alone and reports no change (a run gives back only what it took).
   - C(playbooks/rollback.yml) does not take the lease: an emergency rollback is never blocked.
 author:
   - SuperSmartMatch platform team
@@ -82,7 +83,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 lease:
-  description: The lease as held after the task (null once released).
+  description: The lease as held after the task (null once released; another run's lease if it holds it).
   returned: always
   type: dict
   sample: {"service": "supersmartmatch", "run_id": "5f0c...", "holder": "ci@runner-7", "phase": "canary",
@@ -132,13 +133,12 @@ def main():
             module.exit_json(changed=changed, lease=lease)
         if existing is None:
             module.exit_json(changed=False, lease=None)
-        if module.check_mode:
-            if existing.get('run_id') != p['run_id'] and not p['force']:
-                raise locking.LockError('the rollout lease of %s is held by %s; not released'
-                                        % (p['service'], locking.describe(existing)))
-            module.exit_json(changed=True, lease=None)
-        changed = locking.release_lease(p['state_dir'], p['service'], p['run_id'], force=p['force'])
-        module.exit_json(changed=changed, lease=None)
+        if existing.get('run_id') != p['run_id'] and not p['force']:
+            module.exit_json(changed=False, lease=existing,
+                             msg='lease held by %s, not by this run: left alone' % locking.describe(existing))
+        if not module.check_mode:
+            locking.release_lease(p['state_dir'], p['service'], p['run_id'], force=p['force'])
+        module.exit_json(changed=True, lease=None)
     except locking.LockError as exc:
         module.fail_json(msg=str(exc), changed=False)
 

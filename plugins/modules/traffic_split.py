@@ -27,7 +27,7 @@ description:
   - A JSON state file per service in O(state_dir) records the split (sides, versions,
     colours, percent, phase, time, who ran it) with a bounded history. It is written
     atomically and is what O(operation=rollback) reads, so rollback needs no other input.
-  - The previous split file is kept as C(<service>.conf.prev) in O(state_dir).
+  - The previous split file is kept in O(state_dir), named after its full path with C(.prev) added.
 author:
   - SuperSmartMatch platform team
 extends_documentation_fragment:

@@ -65,7 +65,7 @@ def test_progressive_split_is_exact_sticky_and_growing(nginx_lab):
     assert rollback['changed'] is True and rollback['split']['percent'] == 0, rollback
     assert rollback['split']['phase'] == 'rollback'
     assert set(lab.sides(USERS[:500]).values()) == {'stable'}
-    assert os.path.exists(os.path.join(lab.state_dir, 'svc.conf.prev'))
+    assert any(n.endswith('_split_svc.conf.prev') for n in os.listdir(lab.state_dir))
 
 
 def test_promote_then_rollback_to_previous_release(nginx_lab):

@@ -112,7 +112,8 @@ def test_apply_validates_swaps_and_confirms_reload(tmp_path, monkeypatch):
     result = nginx.apply({target: 'new\n'}, backup_dir=str(tmp_path))
     assert result == {'changed': True, 'reloaded': True, 'changed_files': [target]}
     assert open(target).read() == 'new\n'
-    assert open(str(tmp_path / 'a.conf.prev')).read().startswith('# a')
+    assert open(ng.backup_path(str(tmp_path), target)).read().startswith('# a')
+    assert os.path.basename(ng.backup_path('/b', '/etc/nginx/conf.d/x.conf')) == 'etc_nginx_conf.d_x.conf.prev'
     assert run.calls[0][:2] == ['nginx', '-t'] and run.calls[1][-2:] == ['-s', 'reload']
 
 

@@ -1,0 +1,179 @@
+"""The release lifecycle on the lab topology, with traffic flowing.
+
+Runs the phase playbooks the way CI and on-call do, while the traffic
+generator sends labelled requests through both load balancers (published on
+loopback), and checks shares, stickiness, rollbacks and failed requests.
+Tests run in file order: each starts from the state the previous one left.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.environ.get('MOLECULE_PROJECT_DIRECTORY', os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..')))
+EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
+INVENTORY = os.environ.get('MOLECULE_INVENTORY_FILE', '')
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+
+import trafficgen  # noqa: E402
+
+TARGETS = ['https://127.0.0.1:18443', 'https://127.0.0.1:19443']
+CACERT = os.path.join(EPHEMERAL, 'work', 'pki', 'ca.crt')
+REPORTS = os.path.join(EPHEMERAL, 'work', 'reports')
+CLIENT = dict(cacert=CACERT, host_header='supersmartmatch.lab')
+
+
+def playbook(name, *extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.collections'), ANSIBLE_FORCE_COLOR='0')
+    started = time.time()
+    proc = subprocess.run(['ansible-playbook', '-i', INVENTORY, os.path.join(ROOT, 'playbooks', name)] + list(extra),
+                          capture_output=True, text=True, env=env, timeout=900)
+    output = proc.stdout + proc.stderr
+    print('\n=== %s %s: rc=%d in %.1fs\n%s' % (name, ' '.join(extra), proc.returncode, time.time() - started,
+                                               output[-6000:]))
+    return proc.returncode, output
+
+
+def probe(users=10000):
+    report = trafficgen.run_probe(TARGETS, users=users, concurrency=16, **CLIENT)
+    assert report['failed_requests'] == 0, report['errors']
+    return report
+
+
+def share(report, version):
+    return report['versions'].get(version, {}).get('share_pct', 0.0)
+
+
+def cohort(report, version):
+    return set(u for u, v in report['user_versions'].items() if v == version)
+
+
+def latest_report():
+    paths = [os.path.join(REPORTS, n) for n in os.listdir(REPORTS) if n.endswith('.json')]
+    return json.load(open(max(paths, key=os.path.getmtime)))
+
+
+class Traffic(object):
+    """Steady labelled traffic through both balancers for the duration of a block."""
+
+    def __enter__(self):
+        self.runner = trafficgen.LoadRunner(TARGETS, duration=900, users=2000, concurrency=4, **CLIENT).start()
+        time.sleep(1)
+        return self
+
+    def __exit__(self, *exc):
+        self.report = self.runner.stop()
+        print('traffic: %s' % json.dumps({k: self.report[k] for k in ('total_requests', 'failed_requests', 'errors')}))
+        print({v: (d['count'], d['precision']) for v, d in self.report['versions'].items()})
+
+    def assert_no_failures(self):
+        assert self.report['total_requests'] > 50
+        assert self.report['failed_requests'] == 0, self.report['errors']
+
+
+def test_site_serves_the_initial_release():
+    assert INVENTORY and os.path.exists(CACERT), 'run through molecule (molecule test -s rollout)'
+    report = probe(500)
+    assert list(report['versions']) == ['1.0.0']
+
+
+STATE = {}
+
+
+def test_canary_extended_full_shift_exact_sticky_shares_without_errors():
+    with Traffic() as traffic:
+        rc, out = playbook('canary.yml', '-e', 'release_version=2.0.0')
+        assert rc == 0, out
+        at5 = probe()
+        assert abs(share(at5, '2.0.0') - 5) <= 1, at5['versions']
+        assert probe()['user_versions'] == at5['user_versions'], 'users changed side at a constant percent'
+
+        rc, out = playbook('extended.yml', '-e', 'release_version=2.0.0')
+        assert rc == 0, out
+        at25 = probe()
+        assert abs(share(at25, '2.0.0') - 25) <= 1, at25['versions']
+        assert cohort(at5, '2.0.0') <= cohort(at25, '2.0.0'), 'canary users left the candidate at 25 %'
+
+        rc, out = playbook('full.yml', '-e', 'release_version=2.0.0')
+        assert rc == 0, out
+        assert list(probe(2000)['versions']) == ['2.0.0']
+        report = latest_report()
+        assert report['verdict'] == 'promoted' and report['split_after']['stable_version'] == '2.0.0'
+    traffic.assert_no_failures()
+    assert traffic.report['versions']['2.0.0']['precision'] >= 0.94
+
+
+def test_rollback_after_full_returns_everybody_to_the_previous_release():
+    with Traffic() as traffic:
+        started = time.time()
+        rc, out = playbook('rollback.yml')
+        STATE['rollback_seconds'] = time.time() - started
+        assert rc == 0, out
+        assert list(probe(2000)['versions']) == ['1.0.0']
+    traffic.assert_no_failures()
+
+
+def test_extended_is_refused_without_a_completed_canary():
+    rc, out = playbook('extended.yml', '-e', 'release_version=3.0.0')
+    assert rc != 0
+    assert 'extended needs a completed canary of 3.0.0' in out
+    assert list(probe(1000)['versions']) == ['1.0.0']
+
+
+def test_release_failing_its_health_check_is_rolled_back():
+    with Traffic() as traffic:
+        rc, out = playbook('canary.yml', '-e', 'release_version=2.0.1',
+                           '-e', '{"rollout_app_faults": {"unhealthy": true}}')
+        assert rc != 0
+        assert 'canary of 2.0.1 FAILED' in out
+        assert list(probe(2000)['versions']) == ['1.0.0']
+    traffic.assert_no_failures()
+    report = latest_report()
+    assert report['verdict'] in ('failed', 'rolled_back') and report['failures'][0]['step'] == 'deploy'
+
+
+def test_all_balancers_move_together():
+    broken = '/etc/nginx/conf.d/zz-broken.conf'
+    subprocess.run(['docker', 'exec', 'lb2', 'sh', '-c', 'echo "bogus_directive on;" > %s' % broken], check=True)
+    try:
+        rc, out = playbook('canary.yml', '-e', 'release_version=3.0.0')
+    finally:
+        subprocess.run(['docker', 'exec', 'lb2', 'rm', '-f', broken], check=True)
+    assert rc != 0
+    assert 'unknown directive "bogus_directive"' in out
+    for lb in ('lb1', 'lb2'):
+        state = json.loads(subprocess.run(['docker', 'exec', lb, 'cat', '/var/lib/supersmartmatch/traffic/supersmartmatch.json'],
+                                          capture_output=True, text=True, check=True).stdout)
+        assert state['percent'] == 0 and state['stable']['version'] == '1.0.0', (lb, state['percent'], state['phase'])
+    assert list(probe(2000)['versions']) == ['1.0.0']
+
+
+def test_second_rollout_is_refused_while_one_holds_the_lease():
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.collections'))
+    lease = ['ansible', '-i', INVENTORY, 'lb', '-m', 'supersmartmatch.platform.rollout_lock', '-a']
+    subprocess.run(lease + ['service=supersmartmatch run_id=other-run holder=alice@ci phase=canary ttl=600'],
+                   check=True, env=env, capture_output=True)
+    try:
+        rc, out = playbook('canary.yml', '-e', 'release_version=3.0.0')
+    finally:
+        subprocess.run(lease + ['service=supersmartmatch run_id=other-run state=released'], check=True, env=env,
+                       capture_output=True)
+    assert rc != 0
+    assert 'a rollout of supersmartmatch is already in progress: lease held by alice@ci' in out
+
+
+def test_rollback_works_when_the_candidate_is_dead():
+    rc, out = playbook('canary.yml', '-e', 'release_version=3.0.0')
+    assert rc == 0, out
+    assert abs(share(probe(), '3.0.0') - 5) <= 1
+    for app in ('app1', 'app2'):
+        subprocess.run(['docker', 'exec', app, 'systemctl', 'stop', 'supersmartmatch-green'], check=True)
+    rc, out = playbook('rollback.yml')
+    assert rc == 0, out
+    assert list(probe(2000)['versions']) == ['1.0.0']
+    print('rollback.yml took %.1fs after full' % STATE.get('rollback_seconds', -1))

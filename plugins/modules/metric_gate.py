@@ -1,0 +1,369 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: SuperSmartMatch platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: metric_gate
+short_description: Decide whether a rollout phase may go on, from Prometheus or JSON metrics
+version_added: 0.1.0
+description:
+  - >-
+    Measures a list of O(checks) O(count) times and returns one verdict, V(passed),
+    V(failed), V(inconclusive) or V(error), like an Argo Rollouts analysis run. The
+    rollout playbooks run it between phases (canary, extended, full).
+  - >-
+    With O(provider=prometheus) each check's C(query) is a PromQL instant query sent as
+    C(GET <url>/api/v1/query?query=...); the value is the single sample of the instant
+    vector, or the scalar. An empty vector is no data; more than one series is an
+    error (C(query returned N series, expected 1)); a range vector or string is an error.
+  - >-
+    With O(provider=http_json) the URL is fetched (C(GET)) for each measurement and the
+    check's C(query) is a JMESPath expression selecting the value in the document.
+    null (missing key) and an empty list are no data; a one-element list is unwrapped;
+    a longer list is an error.
+  - >-
+    Values are converted to numbers. Numbers and numeric strings are used as they are,
+    V(true)/V(false) count as 1/0 (so C(status == 'ok') with C(min=1) checks a health
+    endpoint), NaN (C("NaN") from Prometheus, C(NaN) in JSON) is B(no data), C(+Inf)/C(-Inf)
+    are compared normally (and reported as null). Any other value (a non-numeric string, an
+    object) is an B(error), as a bad query is.
+  - >-
+    B(Outcomes.) Every measurement of a check has one outcome.
+    V(passed) when C(min <= value <= max) - both bounds are B(inclusive), a value equal to
+    C(min) or C(max) passes; it is V(failed) when C(value < min) or C(value > max).
+    With a C(baseline_query), the ratio C(value / baseline) must also satisfy
+    C(min_ratio <= ratio <= max_ratio) (inclusive; a ratio within a relative 1e-9 of a bound
+    counts as equal, to absorb float rounding such as C(0.09 / 0.1 = 0.8999999999999999)), e.g. candidate p95 <= 1.2 x stable p95;
+    a baseline that is 0, NaN or has no data makes the measurement V(inconclusive)
+    (unless C(min)/C(max) already failed it).
+    No data is handled by O(on_no_data). V(error) when no measurement could be taken:
+    provider unreachable, TLS failure, timeout, HTTP status >= 400, bad JSON, Prometheus
+    C("status":"error") (bad query), too many series, non-numeric value.
+  - >-
+    B(Errors are not measurements.) A check whose measurement errors is retried after
+    O(error_retry_interval) without using one of the O(count) sample slots. When one check
+    errors O(consecutive_error_limit) times in a row the gate stops with the verdict
+    V(error). A good (passed, failed or inconclusive) measurement of the check resets its
+    count. Errors still appear in RV(measurements) with outcome V(error).
+  - >-
+    B(Failure.) A check fails when its failed measurements exceed O(failure_limit)
+    (strictly greater: C(failed > failure_limit); with the default 0 the first failed
+    measurement fails the gate). The gate then stops at once, without taking the
+    remaining samples.
+  - >-
+    B(Verdict) is the worst over the checks, C(error > failed > inconclusive > passed):
+    V(error) if a check reached O(consecutive_error_limit); else V(failed) if a check has more
+    than O(failure_limit) failed measurements; else V(inconclusive) if any check has any
+    inconclusive measurement (as Argo marks the run inconclusive); else V(passed). Failed
+    measurements within O(failure_limit) do not change a V(passed) verdict.
+  - >-
+    The task fails for V(failed) and V(error), and for V(inconclusive) unless
+    O(allow_inconclusive=true). Its message names each check at fault with its failing
+    values (up to 4 significant digits) and threshold, e.g.
+    C(metric gate 'canary' failed: precision 0.912, 0.93 < min 0.94 in 2 of 3 measurements).
+    RV(measurements) and RV(summary) are returned in every case, failures included.
+  - >-
+    B(Timing.) The module waits O(initial_delay), then takes O(count) sample rounds; a
+    round measures every check once (retrying errors). A round starts O(interval) seconds
+    after the start of the last attempt of the previous one, so request time does not
+    stretch the cadence. The run time is bounded by about
+    C(initial_delay + interval x [count - 1] + errors x error_retry_interval), plus
+    request time (at most O(timeout) per request); errors are at most
+    C(count x checks x [consecutive_error_limit - 1] + 1). Use the task's
+    C(timeout) keyword or C(async) for very long gates.
+author:
+  - SuperSmartMatch platform team
+attributes:
+  check_mode:
+    support: full
+    details: Querying is read-only, so check mode measures and decides exactly as a normal run.
+  diff_mode:
+    support: none
+requirements:
+  - jmespath (python3-jmespath on Debian) on the target host, for O(provider=http_json).
+options:
+  provider:
+    description: Where values come from.
+    type: str
+    choices: [prometheus, http_json]
+    default: prometheus
+  url:
+    description:
+      - With V(prometheus), the server base URL such as C(http://prometheus:9090)
+        (C(/api/v1/query) is appended unless the URL already ends with it).
+      - With V(http_json), the URL of the JSON document, such as C(http://app1:5070/health).
+      - A check may override it with its own C(url).
+    type: str
+    required: true
+  checks:
+    description:
+      - The checks, each a dict with the keys below. Unknown keys are rejected.
+      - C(name) (required, unique) names the check in messages and in RV(summary).
+      - C(query) (required) is a PromQL query or a JMESPath expression.
+      - C(min), C(max) are inclusive bounds on the value.
+      - C(baseline_query) with C(min_ratio) and/or C(max_ratio) (>= 0) bounds
+        C(value / baseline), both inclusive.
+      - C(url) and C(baseline_url) (optional) override O(url) for the query and the
+        baseline query (C(baseline_url) defaults to the check's C(url)).
+      - A check needs at least one of C(min), C(max), C(min_ratio), C(max_ratio);
+        C(min) must not exceed C(max). Bad input fails before any request.
+    type: list
+    elements: dict
+    required: true
+  count:
+    description: Number of sample rounds (>= 1).
+    type: int
+    default: 1
+  interval:
+    description: Seconds between sample rounds (>= 0, fractions allowed).
+    type: float
+    default: 60
+  initial_delay:
+    description: Seconds to wait before the first measurement (>= 0).
+    type: float
+    default: 0
+  failure_limit:
+    description: Failed measurements tolerated per check; the gate fails when a check has more (C(failed > failure_limit)).
+    type: int
+    default: 0
+  consecutive_error_limit:
+    description: Errors in a row of one check that end the gate with verdict V(error) (>= 1).
+    type: int
+    default: 4
+  error_retry_interval:
+    description: Seconds before a check whose measurement errored is measured again (>= 0).
+    type: float
+    default: 10
+  on_no_data:
+    description:
+      - What a measurement without data (empty vector, NaN, null, missing key) counts as.
+      - V(fail) counts it as failed, V(pass) as passed, V(inconclusive) as inconclusive.
+    type: str
+    choices: [fail, pass, inconclusive]
+    default: inconclusive
+  allow_inconclusive:
+    description: Do not fail the task when the verdict is V(inconclusive).
+    type: bool
+    default: false
+  timeout:
+    description: Seconds allowed for each HTTP request (> 0).
+    type: float
+    default: 10
+  headers:
+    description:
+      - Extra HTTP headers, such as C(Authorization). They are not masked in logs; put
+        C(no_log=true) on the task when they hold secrets.
+    type: dict
+    default: {}
+  validate_certs:
+    description: Verify the server's TLS certificate.
+    type: bool
+    default: true
+  ca_path:
+    description: CA bundle (PEM) used to verify the server's certificate.
+    type: path
+  name:
+    description: Name of the gate, shown in messages (for example the phase).
+    type: str
+  labels:
+    description: Labels of the gate (service, version...), shown in messages and returned.
+    type: dict
+    default: {}
+notes:
+  - C(changed) is always false.
+  - Runs on the target host with the standard library (HTTP through C(ansible.module_utils.urls)).
+seealso:
+  - module: supersmartmatch.platform.traffic_split
+  - name: Argo Rollouts analysis
+    description: The model for failure_limit, consecutive_error_limit and inconclusive.
+    link: https://argoproj.github.io/argo-rollouts/features/analysis/
+'''
+
+EXAMPLES = r'''
+- name: Canary gate, 3 samples a minute apart
+  supersmartmatch.platform.metric_gate:
+    name: canary
+    labels: {service: supersmartmatch, version: 2.0.0}
+    url: http://prometheus:9090
+    count: 3
+    interval: 60
+    initial_delay: 30
+    checks:
+      - name: precision
+        query: avg(ssm_match_precision{color="green"})
+        min: 0.94
+      - name: error_rate
+        query: sum(rate(http_requests_total{color="green",code=~"5.."}[2m])) / sum(rate(http_requests_total{color="green"}[2m]))
+        max: 0.01
+      - name: p95_vs_stable
+        query: histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{color="green"}[5m])))
+        baseline_query: histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{color="blue"}[5m])))
+        max_ratio: 1.2
+  register: gate
+
+- name: Health endpoint of the candidate
+  supersmartmatch.platform.metric_gate:
+    provider: http_json
+    url: http://app1:5070/health
+    error_retry_interval: 2
+    checks:
+      - name: healthy
+        query: "status == 'ok'"
+        min: 1
+      - name: up
+        query: up
+        min: 1
+'''
+
+RETURN = r'''
+verdict:
+  description: V(passed), V(failed), V(inconclusive) or V(error).
+  returned: always
+  type: str
+  sample: failed
+message:
+  description: The verdict and, per check at fault, its values and threshold.
+  returned: always
+  type: str
+  sample: "metric gate 'canary' failed: precision 0.912, 0.93 < min 0.94 in 2 of 2 measurements"
+measurements:
+  description:
+    - Every measurement in order, errors included (outcome V(error)).
+    - C(check), C(sample) (1-based round), C(time) (ISO 8601 UTC, when the query was sent),
+      C(value) (float, or null for no data, errors and infinities), C(baseline) (only for
+      checks with a baseline_query), C(outcome) and C(message).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"check": "precision", "sample": 1, "time": "2026-11-25T10:00:00.000+00:00", "value": 0.912,
+            "outcome": "failed", "message": "0.912 < min 0.94"}]
+summary:
+  description:
+    - Per check name, the number of measurements of each outcome (C(passed), C(failed),
+      C(inconclusive), C(error)), C(measurements) (good ones), C(consecutive_errors),
+      C(error_limit_reached), C(last_value), C(last_baseline) (ratio checks), C(last_error)
+      (if any), C(threshold) (text) and the check's own C(verdict).
+  returned: always
+  type: dict
+  sample: {"precision": {"passed": 0, "failed": 2, "inconclusive": 0, "error": 0, "measurements": 2,
+           "consecutive_errors": 0, "error_limit_reached": false, "last_value": 0.93,
+           "threshold": "value >= 0.94", "verdict": "failed"}}
+samples:
+  description: Sample rounds started.
+  returned: always
+  type: int
+  sample: 2
+stopped_early:
+  description: Whether measurements were skipped because the verdict was already decided.
+  returned: always
+  type: bool
+  sample: true
+duration:
+  description: Seconds the gate took.
+  returned: always
+  type: float
+  sample: 121.4
+name:
+  description: The gate's O(name).
+  returned: always
+  type: str
+labels:
+  description: The gate's O(labels).
+  returned: always
+  type: dict
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.urls import open_url
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import metric_gate as mg
+
+try:
+    import jmespath
+    HAS_JMESPATH = True
+    JMESPATH_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the target
+    jmespath = None
+    HAS_JMESPATH = False
+    JMESPATH_IMPORT_ERROR = exc
+
+
+def argument_spec():
+    return dict(
+        provider=dict(type='str', default='prometheus', choices=list(mg.PROVIDERS)),
+        url=dict(type='str', required=True),
+        checks=dict(type='list', elements='dict', required=True),
+        count=dict(type='int', default=1),
+        interval=dict(type='float', default=60.0),
+        initial_delay=dict(type='float', default=0.0),
+        failure_limit=dict(type='int', default=0),
+        consecutive_error_limit=dict(type='int', default=4),
+        error_retry_interval=dict(type='float', default=10.0),
+        on_no_data=dict(type='str', default='inconclusive', choices=list(mg.NO_DATA_POLICIES)),
+        allow_inconclusive=dict(type='bool', default=False),
+        timeout=dict(type='float', default=10.0),
+        headers=dict(type='dict', default={}),
+        validate_certs=dict(type='bool', default=True),
+        ca_path=dict(type='path'),
+        name=dict(type='str'),
+        labels=dict(type='dict', default={}),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    base = dict(changed=False, name=params['name'], labels=params['labels'], verdict='error',
+                measurements=[], summary={}, samples=0, stopped_early=False, duration=0.0)
+    search = None
+    compile_expr = None
+    if params['provider'] == 'http_json':
+        if not HAS_JMESPATH:
+            text = missing_required_lib('jmespath')
+            module.fail_json(msg=text, message=text, exception=str(JMESPATH_IMPORT_ERROR), **base)
+        compiled = {}
+
+        def compile_expr(expr):
+            if expr not in compiled:
+                compiled[expr] = jmespath.compile(expr)
+            return compiled[expr]
+
+        def search(expr, doc):
+            return compile_expr(expr).search(doc)
+    try:
+        settings = mg.validate_params(params, compile_expr)
+    except mg.GateError as exc:
+        text = '%s: %s' % (mg.gate_title(params['name'], params['labels']), exc)
+        module.fail_json(msg=text, message=text, **base)
+
+    fetch_json = mg.make_fetch_json(open_url, timeout=settings['timeout'], headers=params['headers'],
+                                    validate_certs=params['validate_certs'], ca_path=params['ca_path'])
+    fetch_value = mg.make_fetch_value(settings['provider'], settings['url'], fetch_json, search)
+    started = time.monotonic()
+    result = mg.run_gate(
+        settings['checks'], fetch_value, count=settings['count'], interval=settings['interval'],
+        initial_delay=settings['initial_delay'], failure_limit=settings['failure_limit'],
+        consecutive_error_limit=settings['consecutive_error_limit'],
+        error_retry_interval=settings['error_retry_interval'], on_no_data=settings['on_no_data'])
+    message = mg.gate_message(
+        result, settings['checks'], name=params['name'], labels=params['labels'],
+        failure_limit=settings['failure_limit'], consecutive_error_limit=settings['consecutive_error_limit'],
+        on_no_data=settings['on_no_data'], allow_inconclusive=params['allow_inconclusive'])
+    output = dict(base, verdict=result['verdict'], message=message,
+                  measurements=mg.public_measurements(result['measurements']), summary=result['summary'],
+                  samples=result['samples'], stopped_early=result['stopped_early'],
+                  duration=round(time.monotonic() - started, 3))
+    if mg.task_failed(result['verdict'], params['allow_inconclusive']):
+        module.fail_json(msg=message, **output)
+    module.exit_json(**output)
+
+
+if __name__ == '__main__':
+    main()

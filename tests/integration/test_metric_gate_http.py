@@ -1,0 +1,269 @@
+"""metric_gate run as Ansible runs it, against a real HTTP server on loopback.
+
+The server returns canned documents: these tests cover the HTTP, JSON and
+Prometheus-response parsing path of the module, not Prometheus itself.
+"""
+import http.server
+import json
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import free_port, run_module
+
+PROM = {
+    'precision': '0.97',
+    'latency': '0.3',
+    'latency_stable': '0.25',
+    'zero': '0',
+    'nan': 'NaN',
+}
+
+
+def vector(*values):
+    return {'status': 'success', 'data': {'resultType': 'vector', 'result': [
+        {'metric': {'pod': 'p%d' % i}, 'value': [1700000000.0, value]} for i, value in enumerate(values)]}}
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        self.requests = []
+        self.lock = threading.Lock()
+        self.flaky_left = 2
+        super().__init__(('127.0.0.1', 0), Handler)
+
+    @property
+    def url(self):
+        return 'http://127.0.0.1:%d' % self.server_address[1]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, content_type='application/json'):
+        if not isinstance(body, bytes):
+            body = json.dumps(body).encode() if not isinstance(body, str) else body.encode()
+        self.send_response(status)
+        self.send_header('Content-Type', content_type)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        parts = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(parts.query).get('query', [None])[0]
+        server = self.server
+        with server.lock:
+            server.requests.append(dict(path=parts.path, query=query, headers=dict(self.headers)))
+        if parts.path == '/health':
+            return self.reply(200, {'status': 'ok', 'up': 1, 'version': '2.0.0'})
+        if parts.path == '/nan':
+            return self.reply(200, '{"status": "ok", "value": NaN}')
+        if parts.path == '/boom':
+            return self.reply(500, 'internal error', 'text/plain')
+        if parts.path == '/badjson':
+            return self.reply(200, '{"status": "ok", "up": ')
+        if parts.path == '/slow':
+            time.sleep(1.5)
+            return self.reply(200, {'up': 1})
+        if parts.path == '/flaky':
+            with server.lock:
+                server.flaky_left -= 1
+                failing = server.flaky_left >= 0
+            return self.reply(503, 'warming up', 'text/plain') if failing else self.reply(200, {'up': 1})
+        if parts.path != '/api/v1/query':
+            return self.reply(404, 'not found', 'text/plain')
+        if query in PROM:
+            return self.reply(200, vector(PROM[query]))
+        if query == 'empty':
+            return self.reply(200, vector())
+        if query == 'two':
+            return self.reply(200, vector('1', '2'))
+        if query == 'scalar(1)':
+            return self.reply(200, {'status': 'success', 'data': {'resultType': 'scalar', 'result': [1700000000, '1']}})
+        if query == 'boom':
+            return self.reply(500, 'internal error', 'text/plain')
+        if query == 'badjson':
+            return self.reply(200, '<html>not json</html>', 'text/html')
+        return self.reply(400, {'status': 'error', 'errorType': 'bad_data',
+                                'error': 'parse error: unexpected identifier %r' % query})
+
+
+@pytest.fixture
+def server():
+    srv = Server()
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def gate(server, checks, provider='prometheus', path='', **extra):
+    check_mode = extra.pop('_check', False)
+    args = dict(provider=provider, url=server.url + path, checks=checks, interval=0.1, error_retry_interval=0.1,
+                timeout=2, name='canary')
+    args.update(extra)
+    return run_module('metric_gate', args, check=check_mode)
+
+
+def outcomes(result):
+    return [m['outcome'] for m in result['measurements']]
+
+
+def test_http_json_health_passes(server):
+    result = gate(server, [dict(name='healthy', query="status == 'ok'", min=1), dict(name='up', query='up', min=1)],
+                  provider='http_json', path='/health', count=2)
+    assert result.get('failed') is not True, result
+    assert result['verdict'] == 'passed' and result['changed'] is False
+    assert outcomes(result) == ['passed'] * 4
+    assert result['summary']['up']['last_value'] == 1.0
+    assert [r['path'] for r in server.requests] == ['/health'] * 4
+    assert result['message'] == "metric gate 'canary' passed: 2 check(s), 4 measurement(s) within thresholds"
+
+
+def test_prometheus_passes_and_sends_query_and_headers(server):
+    start = time.monotonic()
+    result = gate(server, [dict(name='precision', query='precision', min=0.94, max=1)], count=3,
+                  headers={'Authorization': 'Bearer abc'}, labels={'version': '2.0.0'})
+    elapsed = time.monotonic() - start
+    assert result['verdict'] == 'passed', result
+    assert [m['value'] for m in result['measurements']] == [0.97] * 3
+    assert [m['sample'] for m in result['measurements']] == [1, 2, 3]
+    assert all(m['time'].endswith('+00:00') for m in result['measurements'])
+    assert result['summary']['precision']['threshold'] == '0.94 <= value <= 1'
+    assert [(r['path'], r['query']) for r in server.requests] == [('/api/v1/query', 'precision')] * 3
+    assert server.requests[0]['headers']['Authorization'] == 'Bearer abc'
+    assert result['labels'] == {'version': '2.0.0'}
+    assert 0.2 <= result['duration'] < 3 and elapsed < 10
+
+
+def test_prometheus_query_is_url_encoded(server):
+    result = gate(server, [dict(name='p', query='scalar(1)', min=1)])
+    assert result['verdict'] == 'passed', result
+    assert server.requests[0]['query'] == 'scalar(1)'
+
+
+def test_failure_stops_early_and_reports_measurements(server):
+    result = gate(server, [dict(name='precision', query='precision', min=0.98)], count=5)
+    assert result['failed'] is True and result['verdict'] == 'failed'
+    assert result['msg'] == "metric gate 'canary' failed: precision 0.97 < min 0.98 in 1 of 1 measurements"
+    assert result['stopped_early'] is True and len(server.requests) == 1
+    assert result['measurements'][0]['value'] == 0.97 and result['measurements'][0]['outcome'] == 'failed'
+
+
+def test_failure_limit_lists_failing_values(server):
+    result = gate(server, [dict(name='precision', query='precision', min=0.98)], count=3, failure_limit=2)
+    assert result['verdict'] == 'failed'
+    assert 'precision 0.97, 0.97, 0.97 < min 0.98 in 3 of 3 measurements' in result['msg']
+
+
+@pytest.mark.parametrize('kwargs, text', [
+    (dict(checks=[dict(name='p', query='boom', max=1)]), 'HTTP 500'),
+    (dict(checks=[dict(name='p', query='badjson', max=1)]), 'bad JSON from'),
+    (dict(checks=[dict(name='p', query='two', max=1)]), 'query returned 2 series, expected 1'),
+    (dict(checks=[dict(name='p', query='rate(x[5m]', max=1)]), 'HTTP 400 Bad Request from'),
+    (dict(checks=[dict(name='p', query='up', max=1)], provider='http_json', path='/boom'), 'HTTP 500'),
+    (dict(checks=[dict(name='p', query='up', max=1)], provider='http_json', path='/badjson'), 'bad JSON'),
+    (dict(checks=[dict(name='p', query='version', max=1)], provider='http_json', path='/health'),
+     "JMESPath 'version' result is not a number: '2.0.0'"),
+])
+def test_errors_are_retried_then_error_verdict(server, kwargs, text):
+    result = gate(server, consecutive_error_limit=3, count=2, **kwargs)
+    assert result['failed'] is True and result['verdict'] == 'error', result
+    assert outcomes(result) == ['error'] * 3
+    assert text in result['measurements'][0]['message']
+    assert '3 consecutive errors (consecutive_error_limit 3)' in result['msg'] and text in result['msg']
+    assert len(server.requests) == 3
+
+
+def test_bad_query_message_carries_prometheus_error(server):
+    result = gate(server, [dict(name='p', query='rate(x[5m]', max=1)], consecutive_error_limit=1)
+    assert "bad_data: parse error: unexpected identifier 'rate(x[5m]'" in result['measurements'][0]['message']
+
+
+def test_errors_then_recovery_pass(server):
+    result = gate(server, [dict(name='up', query='up', min=1)], provider='http_json', path='/flaky', count=2)
+    assert result['verdict'] == 'passed', result
+    assert outcomes(result) == ['error', 'error', 'passed', 'passed']
+    assert 'HTTP 503' in result['measurements'][0]['message']
+    assert result['summary']['up']['error'] == 2 and result['summary']['up']['passed'] == 2
+
+
+def test_unreachable_is_error():
+    url = 'http://127.0.0.1:%d' % free_port()
+    result = run_module('metric_gate', dict(url=url, checks=[dict(name='p', query='up', min=1)],
+                                            consecutive_error_limit=2, error_retry_interval=0.05))
+    assert result['verdict'] == 'error' and result['failed'] is True
+    assert 'cannot reach %s/api/v1/query?query=up' % url in result['measurements'][0]['message']
+
+
+def test_timeout_is_error(server):
+    result = gate(server, [dict(name='up', query='up', min=1)], provider='http_json', path='/slow',
+                  timeout=0.3, consecutive_error_limit=1)
+    assert result['verdict'] == 'error' and 'cannot reach' in result['measurements'][0]['message'], result
+
+
+@pytest.mark.parametrize('kwargs, verdict, failed', [
+    (dict(checks=[dict(name='p', query='empty', min=1)]), 'inconclusive', True),
+    (dict(checks=[dict(name='p', query='empty', min=1)], allow_inconclusive=True), 'inconclusive', False),
+    (dict(checks=[dict(name='p', query='empty', min=1)], on_no_data='fail'), 'failed', True),
+    (dict(checks=[dict(name='p', query='empty', min=1)], on_no_data='pass'), 'passed', False),
+    (dict(checks=[dict(name='p', query='nan', min=1)]), 'inconclusive', True),
+    (dict(checks=[dict(name='p', query='value', min=1)], provider='http_json', path='/nan'), 'inconclusive', True),
+    (dict(checks=[dict(name='p', query='missing', min=1)], provider='http_json', path='/health'), 'inconclusive',
+     True),
+])
+def test_no_data(server, kwargs, verdict, failed):
+    result = gate(server, **kwargs)
+    assert result['verdict'] == verdict, result
+    assert bool(result.get('failed')) is failed
+    assert result['measurements'][0]['value'] is None
+    assert 'no data' in result['measurements'][0]['message']
+
+
+def test_inconclusive_message(server):
+    result = gate(server, [dict(name='p', query='empty', min=1)])
+    assert result['msg'] == ("metric gate 'canary' inconclusive: p inconclusive in 1 of 1 measurements "
+                             "(no data (query returned no value), on_no_data=inconclusive) "
+                             "(set allow_inconclusive to accept)")
+
+
+@pytest.mark.parametrize('baseline, max_ratio, verdict, text', [
+    ('latency_stable', 1.2, 'passed', 'ratio 1.2'),
+    ('latency_stable', 1.1, 'failed', 'ratio 1.2 > max_ratio 1.1'),
+    ('zero', 1.2, 'inconclusive', 'baseline is 0'),
+    ('empty', 1.2, 'inconclusive', 'baseline has no data'),
+])
+def test_ratio_against_baseline(server, baseline, max_ratio, verdict, text):
+    result = gate(server, [dict(name='p95', query='latency', baseline_query=baseline, max_ratio=max_ratio)])
+    assert result['verdict'] == verdict, result
+    assert text in result['measurements'][0]['message']
+    assert [r['query'] for r in server.requests] == ['latency', baseline]
+
+
+def test_check_mode_still_queries(server):
+    result = gate(server, [dict(name='precision', query='precision', min=0.94)], _check=True)
+    assert result['verdict'] == 'passed' and result['changed'] is False, result
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize('kwargs, text', [
+    (dict(count=0), 'count must be >= 1, got 0'),
+    (dict(interval=-1), 'interval must be >= 0'),
+    (dict(checks=[dict(name='p', query='precision')]), "check 'p' needs at least one of min, max"),
+    (dict(checks=[dict(name='p', query='status ==', min=1)], provider='http_json', path='/health'),
+     'invalid JMESPath expression'),
+])
+def test_bad_input_fails_before_any_request(server, kwargs, text):
+    checks = kwargs.pop('checks', [dict(name='p', query='precision', min=0.9)])
+    result = gate(server, checks, **kwargs)
+    assert result['failed'] is True and text in result['msg'], result
+    assert result['msg'].startswith("metric gate 'canary': ")
+    assert result['measurements'] == [] and server.requests == []
