@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: rollback time and failed requests during every switch, on the lab.
 
 Under steady labelled load through both load balancers (loopback ports of the
@@ -41,7 +40,8 @@ BEGIN, END = '<!-- rollout_switches:begin -->', '<!-- rollout_switches:end -->'
 
 def run(cmd, **kw):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'))
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, **kw)
+    check = kw.pop('check', False)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=check, **kw)
 
 
 def playbook(name, *extra):

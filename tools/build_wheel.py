@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the SuperSmartMatch service wheel with a given version baked in.
 
     tools/build_wheel.py --version 2.0.0 --out dist/ [--force] [--python PY]
@@ -66,7 +65,7 @@ def build(version: str, out_dir: Path, *, force: bool = False, python: str = sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--version", required=True, help="release version, e.g. 2.0.0")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--force", action="store_true", help="rebuild even if the wheel exists")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Traffic generator for SuperSmartMatch (standard library only).
 
 Replays a labelled data set (candidates, offers, and the offer that is truly

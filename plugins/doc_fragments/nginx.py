@@ -43,4 +43,3 @@ options:
     type: float
     default: 10
 '''
-

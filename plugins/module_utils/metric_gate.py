@@ -405,7 +405,7 @@ def make_fetch_json(opener, timeout=10, headers=None, validate_certs=True, ca_pa
                 except Exception:
                     detail = ''
                 reason = getattr(exc, 'reason', '') or ''
-                raise ProviderError('HTTP %d %s from %s%s' % (code, reason, shown, (': ' + detail) if detail else ''))
+                raise ProviderError('HTTP %s %s from %s%s' % (code, reason, shown, (': ' + detail) if detail else ''))
             reason = getattr(exc, 'reason', None) or exc
             raise ProviderError('cannot reach %s: %s' % (shown, reason))
         if len(body) > MAX_BODY:

@@ -365,7 +365,7 @@ def nginx_from_params(module):
     """An ``Nginx`` configured from a module's shared options."""
     params = module.params
     return Nginx(
-        run=lambda args: module.run_command(args),
+        run=module.run_command,
         binary=params['nginx_bin'],
         main_conf=params['nginx_conf'],
         reload_command=params['reload_command'],

@@ -78,12 +78,14 @@ description:
     C(count x checks x [consecutive_error_limit - 1] + 1). Use the task's
     C(timeout) keyword or C(async) for very long gates.
 author:
-  - SuperSmartMatch platform team
+  - SuperSmartMatch platform team (@supersmartmatch)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Querying is read-only, so check mode measures and decides exactly as a normal run.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 requirements:
   - jmespath (python3-jmespath on Debian) on the target host, for O(provider=http_json).
@@ -356,7 +358,8 @@ def main():
         result, settings['checks'], name=params['name'], labels=params['labels'],
         failure_limit=settings['failure_limit'], consecutive_error_limit=settings['consecutive_error_limit'],
         on_no_data=settings['on_no_data'], allow_inconclusive=params['allow_inconclusive'])
-    output = dict(base, verdict=result['verdict'], message=message,
+    output = dict(base)
+    output.update(verdict=result['verdict'], message=message,
                   measurements=mg.public_measurements(result['measurements']), summary=result['summary'],
                   samples=result['samples'], stopped_early=result['stopped_early'],
                   duration=round(time.monotonic() - started, 3))

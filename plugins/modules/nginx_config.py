@@ -21,14 +21,16 @@ description:
     NGINX's own message, naming the real file and line.
   - If NGINX does not start new workers after the reload, the previous file is restored.
 author:
-  - SuperSmartMatch platform team
+  - SuperSmartMatch platform team (@supersmartmatch)
 extends_documentation_fragment:
   - supersmartmatch.platform.nginx
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode still validates the new configuration with C(nginx -t) (read-only).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   path:

@@ -20,14 +20,16 @@ description:
     seconds, so a run that died does not block the service forever; O(force) breaks a live one.
   - Taking a lease already held by the same O(run_id) reports no change. Releasing a lease
     held by another run leaves it alone and reports no change (a run gives back only what it took).
-  - C(playbooks/rollback.yml) does not take the lease: an emergency rollback is never blocked.
+  - C(playbooks/rollback.yml) does not take the lease, so an emergency rollback is never blocked.
 author:
-  - SuperSmartMatch platform team
+  - SuperSmartMatch platform team (@supersmartmatch)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: In check mode the lease is only inspected; a conflict still fails.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   service:

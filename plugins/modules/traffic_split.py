@@ -29,14 +29,16 @@ description:
     atomically and is what O(operation=rollback) reads, so rollback needs no other input.
   - The previous split file is kept in O(state_dir), named after its full path with C(.prev) added.
 author:
-  - SuperSmartMatch platform team
+  - SuperSmartMatch platform team (@supersmartmatch)
 extends_documentation_fragment:
   - supersmartmatch.platform.nginx
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode still validates the new configuration with C(nginx -t) (read-only).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   service:
@@ -56,10 +58,10 @@ options:
         Traffic does not move.
       - V(complete) records that the current O(phase) of O(candidate_version) passed its hold
         (status C(completed)); the next phase playbook requires it. Traffic does not move.
-    type: str
       - V(restore) undoes the last change if the run O(run_id) made it, and does nothing
         otherwise. The phase playbooks use it to bring every load balancer back to the
         previous split when one of them fails to move.
+    type: str
     choices: [set, rollback, promote, complete, restore]
     default: set
   stable:
@@ -238,7 +240,7 @@ def argument_spec():
         stable_color=dict(type='str'),
         candidate_color=dict(type='str'),
         phase=dict(type='str', default='manual', choices=['bootstrap', 'canary', 'extended', 'full', 'manual']),
-        sticky_key=dict(type='str'),
+        sticky_key=dict(type='str', no_log=False),
         sticky_fallback=dict(type='str'),
         salt=dict(type='str', default=''),
         keepalive=dict(type='int', default=32),

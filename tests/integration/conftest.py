@@ -29,7 +29,7 @@ def run_module(name, args, check=False, diff=False):
     payload = {'ANSIBLE_MODULE_ARGS': dict(args, _ansible_check_mode=check, _ansible_diff=diff)}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([COLLECTIONS] + sys.path))
     proc = subprocess.run([sys.executable, path], input=json.dumps(payload), capture_output=True,
-                          text=True, env=env, timeout=60)
+                          text=True, env=env, timeout=60, check=False)
     try:
         return json.loads(proc.stdout)
     except ValueError:

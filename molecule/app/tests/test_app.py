@@ -43,7 +43,7 @@ def test_env_file(host, slot, port, version):
 
 
 def test_releases_installed(host):
-    for _, _, version in SLOTS:
+    for _slot, _port, version in SLOTS:
         python = f"/opt/supersmartmatch/releases/{version}/bin/python"
         out = host.check_output(
             f"{python} -c \"import importlib.metadata as m; print(m.version('supersmartmatch_service'))\"")

@@ -57,7 +57,7 @@ def _env(**extra):
 
 def test_main_exits_2_on_bad_env():
     proc = subprocess.run([sys.executable, "-m", "supersmartmatch_service"], env=_env(SSM_SLOT="purple"),
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 2
     assert "invalid configuration" in proc.stderr and "SSM_SLOT" in proc.stderr
 

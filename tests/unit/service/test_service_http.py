@@ -76,10 +76,10 @@ def test_match_invalid_body_is_400(serve, call, raw, message):
 def test_feedback_is_counted_by_outcome(serve, call):
     server = serve()
     for correct in (True, True, False):
-        status, _, body = call(server, "POST", "/api/v2/feedback",
-                               {"candidate_id": "c1", "offer_id": "best", "correct": correct})
+        status, _headers, body = call(server, "POST", "/api/v2/feedback",
+                                      {"candidate_id": "c1", "offer_id": "best", "correct": correct})
         assert status == 202 and body["accepted"] is True
-    status, _, body = call(server, "POST", "/api/v2/feedback", {"candidate_id": "c1", "offer_id": "best"})
+    status, _headers, body = call(server, "POST", "/api/v2/feedback", {"candidate_id": "c1", "offer_id": "best"})
     assert status == 400 and "body.correct is required" in body["error"]
     samples = parse_metrics(call(server, "GET", "/metrics")[2])
     assert sample(samples, "ssm_feedback_total", outcome="hit", version="1.0.0", slot="blue") == 2
@@ -98,7 +98,7 @@ def test_unknown_paths_and_methods(serve, call, method, path, status):
 
 def test_metrics_counters_move_and_histogram_is_cumulative(serve, call):
     server = serve(SSM_VERSION="9.9.9")
-    for _ in range(3):
+    for _attempt in range(3):
         assert call(server, "POST", "/api/v2/match", CASE)[0] == 200
     call(server, "POST", "/api/v2/match", raw=b"[]")
     call(server, "GET", "/health")
@@ -126,7 +126,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(serve):
     server = serve()
     conn = http.client.HTTPConnection(*server.server_address[:2], timeout=5)
     try:
-        for _ in range(3):
+        for _attempt in range(3):
             conn.request("GET", "/health")
             resp = conn.getresponse()
             resp.read()
@@ -140,13 +140,13 @@ def test_keep_alive_serves_several_requests_on_one_connection(serve):
 
 
 def test_fault_unhealthy(serve, call):
-    status, _, body = call(serve(SSM_FAULT_UNHEALTHY="1"), "GET", "/health")
+    status, _headers, body = call(serve(SSM_FAULT_UNHEALTHY="1"), "GET", "/health")
     assert status == 503 and body["status"] == "unhealthy" and body["up"] == 0
 
 
 def test_fault_error_rate(serve, call):
     server = serve(SSM_FAULT_ERROR_RATE="1.0")
-    statuses = [call(server, "POST", "/api/v2/match", CASE)[0] for _ in range(5)]
+    statuses = [call(server, "POST", "/api/v2/match", CASE)[0] for _attempt in range(5)]
     assert statuses == [500] * 5
     assert call(server, "GET", "/health")[0] == 200  # only matching is affected
     samples = parse_metrics(call(server, "GET", "/metrics")[2])

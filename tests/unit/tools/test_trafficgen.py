@@ -175,7 +175,7 @@ def test_target_must_be_http_url():
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_cli_load_and_probe(serve, tmp_path):

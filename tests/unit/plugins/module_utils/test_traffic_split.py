@@ -149,8 +149,8 @@ def test_promote_then_rollback_returns_to_previous_release():
 
 
 def test_promote_is_idempotent():
-    promoted_state = ts.new_state(None, ts.plan_split(dict(service='svc', operation='promote'),
-                                                       state_at(100, 'full')), 'me', 'r')
+    promoted = ts.plan_split(dict(service='svc', operation='promote'), state_at(100, 'full'))
+    promoted_state = ts.new_state(None, promoted, 'me', 'r')
     again = ts.plan_split(dict(service='svc', operation='promote'), promoted_state)
     assert ts.traffic_fields(again) == ts.traffic_fields(promoted_state)
 
