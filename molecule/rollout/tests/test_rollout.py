@@ -134,6 +134,41 @@ def test_release_failing_its_health_check_is_rolled_back():
     assert report['verdict'] in ('failed', 'rolled_back') and report['failures'][0]['step'] == 'deploy'
 
 
+def lb_state(lb='lb1'):
+    proc = subprocess.run(['docker', 'exec', lb, 'cat', '/var/lib/supersmartmatch/traffic/supersmartmatch.json'],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_candidate_failing_during_the_hold_is_rolled_back():
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.collections'))
+    proc = subprocess.Popen(['ansible-playbook', '-i', INVENTORY, os.path.join(ROOT, 'playbooks', 'canary.yml'),
+                             '-e', 'release_version=3.0.0', '-e', 'canary_duration=60'],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            state = lb_state()
+            if state['phase'] == 'canary' and state['percent'] == 5 and state['candidate']['version'] == '3.0.0':
+                break
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(1)
+        else:
+            raise AssertionError('the canary never reached 5 %')
+        subprocess.run(['docker', 'exec', 'app1', 'systemctl', 'stop', 'supersmartmatch-green'], check=True)
+        out, _err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    print(out[-4000:])
+    assert proc.returncode != 0
+    assert 'canary of 3.0.0 FAILED and was rolled back' in out
+    assert 'health of app1' in out
+    assert lb_state('lb1')['percent'] == 0 and lb_state('lb2')['percent'] == 0
+    assert list(probe(2000)['versions']) == ['1.0.0']
+
+
 def test_all_balancers_move_together():
     broken = '/etc/nginx/conf.d/zz-broken.conf'
     subprocess.run(['docker', 'exec', 'lb2', 'sh', '-c', 'echo "bogus_directive on;" > %s' % broken], check=True)
@@ -144,8 +179,7 @@ def test_all_balancers_move_together():
     assert rc != 0
     assert 'unknown directive "bogus_directive"' in out
     for lb in ('lb1', 'lb2'):
-        state = json.loads(subprocess.run(['docker', 'exec', lb, 'cat', '/var/lib/supersmartmatch/traffic/supersmartmatch.json'],
-                                          capture_output=True, text=True, check=True).stdout)
+        state = lb_state(lb)
         assert state['percent'] == 0 and state['stable']['version'] == '1.0.0', (lb, state['percent'], state['phase'])
     assert list(probe(2000)['versions']) == ['1.0.0']
 
