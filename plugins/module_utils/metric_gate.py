@@ -41,7 +41,8 @@ OUTCOMES = ('passed', 'failed', 'inconclusive', 'error')
 GOOD_OUTCOMES = ('passed', 'failed', 'inconclusive')
 NO_DATA_POLICIES = ('fail', 'pass', 'inconclusive')
 VERDICT_RANK = {'passed': 0, 'inconclusive': 1, 'failed': 2, 'error': 3}
-CHECK_KEYS = ('name', 'query', 'min', 'max', 'baseline_query', 'min_ratio', 'max_ratio', 'url', 'baseline_url')
+CHECK_KEYS = ('name', 'query', 'min', 'max', 'baseline_query', 'min_ratio', 'max_ratio', 'url', 'baseline_url',
+              'provider')
 PROMETHEUS_PATH = '/api/v1/query'
 MAX_BODY = 16 * 1024 * 1024
 MAX_LISTED_VALUES = 10
@@ -203,7 +204,10 @@ def normalize_check(item, index, provider='prometheus', compile_expr=None):
         raise GateError('%s: name is required (a non-empty string)' % where)
     name = name.strip()
     where = 'check %r' % name
-    check = dict(name=name)
+    provider = item.get('provider') or provider
+    if provider not in PROVIDERS:
+        raise GateError('%s: provider must be one of %s, got %r' % (where, ', '.join(PROVIDERS), provider))
+    check = dict(name=name, provider=provider)
     for key in ('query', 'baseline_query'):
         query = item.get(key)
         if query is None and key == 'baseline_query':
@@ -213,7 +217,7 @@ def normalize_check(item, index, provider='prometheus', compile_expr=None):
             raise GateError('%s: %s must be a non-empty %s' % (
                 where, key, 'PromQL query' if provider == 'prometheus' else 'JMESPath expression'))
         check[key] = query.strip()
-        if compile_expr is not None:
+        if compile_expr is not None and provider == 'http_json':
             try:
                 compile_expr(check[key])
             except Exception as exc:
@@ -431,12 +435,14 @@ def make_fetch_value(provider, url, fetch_json, search=None):
 
     ``prometheus``: one instant query per call on ``<url>/api/v1/query``.
     ``http_json``: GET the URL and apply the JMESPath ``query``.
+    A check may name its own provider (and URL), passed at each call.
     """
     default_url = url
+    default_provider = provider
 
-    def fetch_value(query, url=None):
+    def fetch_value(query, url=None, provider=None):
         target = url or default_url
-        if provider == 'prometheus':
+        if (provider or default_provider) == 'prometheus':
             return extract_prometheus(fetch_json(prometheus_query_url(target, query)))
         return extract_json(fetch_json(target), query, search)
 
@@ -569,10 +575,11 @@ def measure(check, fetch_value, on_no_data, timestamp):
         item['baseline'] = None
     value = baseline = None
     try:
-        value = fetch_value(check['query'], check.get('url'))
+        value = fetch_value(check['query'], check.get('url'), check.get('provider'))
         if check.get('baseline_query') and not no_data(value):
             try:
-                baseline = fetch_value(check['baseline_query'], check.get('baseline_url') or check.get('url'))
+                baseline = fetch_value(check['baseline_query'], check.get('baseline_url') or check.get('url'),
+                                       check.get('provider'))
             except ProviderError as exc:
                 raise ProviderError('baseline: %s' % exc)
     except ProviderError as exc:

@@ -113,6 +113,9 @@ options:
         C(value / baseline), both inclusive.
       - C(url) and C(baseline_url) (optional) override O(url) for the query and the
         baseline query (C(baseline_url) defaults to the check's C(url)).
+      - C(provider) (optional) overrides O(provider) for this check, so one gate can
+        combine, say, the candidate's C(/health) (V(http_json)) with Prometheus metrics;
+        give such a check its own C(url).
       - A check needs at least one of C(min), C(max), C(min_ratio), C(max_ratio);
         C(min) must not exceed C(max). Bad input fails before any request.
     type: list
@@ -326,7 +329,9 @@ def main():
                 measurements=[], summary={}, samples=0, stopped_early=False, duration=0.0)
     search = None
     compile_expr = None
-    if params['provider'] == 'http_json':
+    uses_json = params['provider'] == 'http_json' or any(
+        isinstance(c, dict) and c.get('provider') == 'http_json' for c in params['checks'] or [])
+    if uses_json:
         if not HAS_JMESPATH:
             text = missing_required_lib('jmespath')
             module.fail_json(msg=text, message=text, exception=str(JMESPATH_IMPORT_ERROR), **base)

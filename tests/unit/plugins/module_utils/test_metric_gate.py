@@ -40,11 +40,13 @@ class Script(object):
     def __init__(self, script, fake=None, cost=0.0):
         self.script = dict((key, list(values)) for key, values in script.items())
         self.calls = []
+        self.providers = []
         self.fake = fake
         self.cost = cost
 
-    def __call__(self, query, url=None):
+    def __call__(self, query, url=None, provider=None):
         self.calls.append((query, url))
+        self.providers.append(provider)
         if self.fake is not None:
             self.fake.t += self.cost
         values = self.script[query]
@@ -292,7 +294,7 @@ def test_validate_params_normalises():
     settings = mg.validate_params(params(count='3', interval='0.1', checks=[
         dict(name=' p95 ', query=' q ', baseline_query='b', max_ratio='1.2', max=2)]))
     assert settings['count'] == 3 and settings['interval'] == 0.1
-    assert settings['checks'] == [dict(name='p95', query='q', baseline_query='b', min=None, max=2.0,
+    assert settings['checks'] == [dict(name='p95', provider='prometheus', query='q', baseline_query='b', min=None, max=2.0,
                                        min_ratio=None, max_ratio=1.2, url=None, baseline_url=None)]
 
 
@@ -669,3 +671,37 @@ def test_fetch_value_providers():
     assert prom_value('up', 'http://other') is None
     json_value = mg.make_fetch_value('http_json', 'http://h/health', docs.__getitem__, jmespath.search)
     assert json_value("status == 'ok'") == 1.0
+
+
+def test_fetch_value_per_check_provider():
+    docs = {'http://prom/api/v1/query?query=up': prom([series('1')]),
+            'http://h/health': {'status': 'ok', 'up': 1}}
+    value = mg.make_fetch_value('prometheus', 'http://prom', docs.__getitem__, jmespath.search)
+    assert value('up') == 1.0
+    assert value("status == 'ok'", 'http://h/health', 'http_json') == 1.0
+
+
+@pytest.mark.parametrize('item, provider, compiled', [
+    (dict(name='health', query='up', min=1, provider='http_json', url='http://h/health'), 'http_json', ['up']),
+    (dict(name='p95', query='histogram_quantile(0.95, x)', max=0.2), 'prometheus', []),
+])
+def test_check_provider_defaults_to_the_gate_and_only_json_is_compiled(item, provider, compiled):
+    seen = []
+    check_ = mg.normalize_check(item, 0, 'prometheus', compile_expr=seen.append)
+    assert check_['provider'] == provider
+    assert seen == compiled
+
+
+def test_check_provider_is_validated():
+    with pytest.raises(mg.GateError) as err:
+        mg.normalize_check(dict(name='x', query='up', min=1, provider='graphite'), 0)
+    assert "check 'x': provider must be one of prometheus, http_json, got 'graphite'" in str(err.value)
+
+
+def test_run_gate_passes_each_checks_provider():
+    checks = [mg.normalize_check(dict(name='health', query='up', min=1, provider='http_json',
+                                      url='http://h/health'), 0),
+              mg.normalize_check(dict(name='precision', query='precision', min=0.94), 1)]
+    result, fetch, fake = gate({'up': [1], 'precision': [0.97]}, checks)
+    assert result['verdict'] == 'passed'
+    assert fetch.providers == ['http_json', 'prometheus']

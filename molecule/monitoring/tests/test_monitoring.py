@@ -1,0 +1,211 @@
+"""Verify the monitoring role: Prometheus scrapes both slots and the gate rules work.
+
+Runs against the monitoring host (mon-role1); traffic is sent from inside the
+application host (mon-app1) with curl.
+"""
+import json
+import os
+import shlex
+import time
+import urllib.parse
+
+import pytest
+import testinfra
+
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
+testinfra_hosts = ["ansible://mon-role1"]
+
+PROM = "http://127.0.0.1:9090"
+SLOTS = {"blue": (5062, "1.0.0"), "green": (5070, "2.0.0")}
+# Feedback sent per slot (hits, misses) and the precision it must give.
+FEEDBACK = {"blue": (3, 1), "green": (1, 1)}
+MATCHES_PER_SLOT = 6
+TIMEOUT = 90
+
+MATCH_BODY = {
+    "candidate": {"id": "c-1", "skills": ["python", "sql"], "experience_years": 5, "location": "Paris"},
+    "offers": [
+        {"id": "o-1", "required_skills": ["python"], "min_experience": 2, "location": "Paris"},
+        {"id": "o-2", "required_skills": ["java"], "min_experience": 8, "location": "Lyon"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def app_host():
+    return testinfra.get_host("ansible://mon-app1", ansible_inventory=INVENTORY)
+
+
+def prom_get(host, path, **params):
+    url = PROM + path + ("?" + urllib.parse.urlencode(params) if params else "")
+    out = host.check_output("curl -sf %s", url)
+    data = json.loads(out)
+    assert data["status"] == "success", data
+    return data["data"]
+
+
+def query(host, expr):
+    """Instant query -> {(version, slot): value} ({slot: value} if no version label)."""
+    result = prom_get(host, "/api/v1/query", query=expr)["result"]
+    values = {}
+    for item in result:
+        labels = item["metric"]
+        key = (labels["version"], labels["slot"]) if "version" in labels else labels.get("slot")
+        values[key] = float(item["value"][1])
+    return values
+
+
+def wait_for(fn, timeout=TIMEOUT, delay=2):
+    """Call fn until it returns a truthy value; return the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(delay)
+
+
+def post(app_host, port, path, body):
+    cmd = "curl -s -o /dev/null -w '%%{http_code}' -X POST -H 'Content-Type: application/json' -d %s http://127.0.0.1:%d%s" % (
+        shlex.quote(json.dumps(body)), port, path)
+    return app_host.check_output(cmd)
+
+
+@pytest.fixture(scope="module")
+def traffic(host, app_host):
+    """Send matches and feedback to both slots (once per module).
+
+    rate() cannot see the first value of a series that appears between two
+    scrapes (ssm_http_requests_total{path="/api/v2/match"} is born with the
+    first request), so one warm-up match per slot is sent and scraped first.
+    The feedback counters exist from the start (at 0).
+    """
+    for slot, (port, _version) in SLOTS.items():
+        assert post(app_host, port, "/api/v2/match", MATCH_BODY) == "200"
+    born = 'ssm_http_requests_total{job="supersmartmatch",path="/api/v2/match"}'
+    assert wait_for(lambda: len(query(host, born)) == len(SLOTS)), query(host, born)
+    time.sleep(6)  # one more scrape (5s) after the series appeared
+    for slot, (port, _version) in SLOTS.items():
+        for _request in range(MATCHES_PER_SLOT):
+            assert post(app_host, port, "/api/v2/match", MATCH_BODY) == "200"
+        hits, misses = FEEDBACK[slot]
+        for correct in [True] * hits + [False] * misses:
+            body = {"candidate_id": "c-1", "offer_id": "o-1", "correct": correct}
+            assert post(app_host, port, "/api/v2/feedback", body) == "202"
+    return True
+
+
+def test_prometheus_and_node_exporter_running(host):
+    for unit in ("prometheus.service", "prometheus-node-exporter.service"):
+        service = host.service(unit)
+        assert service.is_running, unit
+        assert service.is_enabled, unit
+    assert host.socket("tcp://0.0.0.0:9090").is_listening
+
+
+def test_node_exporter_on_the_app_host(app_host):
+    assert app_host.service("prometheus-node-exporter.service").is_running
+    assert not app_host.package("prometheus").is_installed
+
+
+def test_promtool_accepts_the_live_configuration(host):
+    out = host.run("promtool check config /etc/prometheus/prometheus.yml")
+    assert out.rc == 0, out.stdout + out.stderr
+    assert "SUCCESS" in out.stdout + out.stderr
+    for name in ("supersmartmatch-recording.yml", "supersmartmatch-alerts.yml"):
+        res = host.run("promtool check rules /etc/prometheus/rules/%s" % name)
+        assert res.rc == 0, res.stdout + res.stderr
+
+
+def test_configuration_loaded_with_the_arguments(host):
+    args = host.file("/etc/default/prometheus").content_string
+    assert "--web.listen-address=0.0.0.0:9090" in args
+    assert "--storage.tsdb.retention.time=15d" in args
+    metrics = host.check_output("curl -sf %s/metrics", PROM)
+    assert "prometheus_config_last_reload_successful 1" in metrics
+    config = prom_get(host, "/api/v1/status/config")["yaml"]
+    assert "scrape_interval: 5s" in config
+    assert "evaluation_interval: 5s" in config
+
+
+def _slot_targets(host):
+    targets = prom_get(host, "/api/v1/targets", state="active")["activeTargets"]
+    return {t["labels"]["slot"]: t for t in targets if t["labels"]["job"] == "supersmartmatch"}
+
+
+def test_both_slot_targets_are_up(host):
+    def both_up():
+        targets = _slot_targets(host)
+        return targets if targets and all(t["health"] == "up" for t in targets.values()) else None
+
+    targets = wait_for(both_up) or _slot_targets(host)
+    assert set(targets) == {"blue", "green"}, targets
+    for slot, (port, _version) in SLOTS.items():
+        assert targets[slot]["health"] == "up", targets[slot]
+        assert targets[slot]["scrapeUrl"] == "http://mon-app1:%d/metrics" % port
+    up = query(host, 'up{job="supersmartmatch"}')
+    assert up == {"blue": 1.0, "green": 1.0}
+
+
+def test_service_slot_label_is_not_duplicated(host):
+    series = prom_get(host, "/api/v1/query", query="ssm_build_info")["result"]
+    assert {(s["metric"]["version"], s["metric"]["slot"]) for s in series} == {
+        (v, s) for s, (_p, v) in SLOTS.items()}
+    assert all("exported_slot" not in s["metric"] for s in series)
+
+
+def test_node_targets_are_up(host):
+    def nodes_up():
+        targets = prom_get(host, "/api/v1/targets", state="active")["activeTargets"]
+        nodes = {t["labels"]["instance"]: t["health"] for t in targets if t["labels"]["job"] == "node"}
+        return nodes if nodes and set(nodes.values()) == {"up"} else None
+
+    assert wait_for(nodes_up) == {"mon-app1:9100": "up", "mon-role1:9100": "up"}
+
+
+def test_rules_are_loaded(host):
+    groups = prom_get(host, "/api/v1/rules")["groups"]
+    names = {rule["name"] for group in groups for rule in group["rules"]}
+    assert {"ssm:feedback_precision:ratio", "ssm:error_rate:ratio", "ssm:latency_p95:seconds",
+            "ssm:availability:ratio", "ssm:match_requests:rate", "ssm:target_up:ratio",
+            "SSMPrecisionLow", "SSMErrorRateHigh", "SSMLatencyP95High",
+            "SSMAvailabilityLow", "SSMTargetDown"} <= names
+    assert all(rule.get("health") != "err" for group in groups for rule in group["rules"])
+
+
+def test_precision_per_version_matches_the_feedback_sent(host, traffic):
+    expected = {(v, s): FEEDBACK[s][0] / sum(FEEDBACK[s]) for s, (_p, v) in SLOTS.items()}
+
+    def precise():
+        values = query(host, "ssm:feedback_precision:ratio")
+        ok = all(abs(values.get(k, -1) - v) < 0.01 for k, v in expected.items())
+        return values if ok else None
+
+    values = wait_for(precise) or query(host, "ssm:feedback_precision:ratio")
+    for key, value in expected.items():
+        assert values.get(key) == pytest.approx(value, abs=0.01), values
+
+
+def test_error_rate_availability_latency_of_clean_versions(host, traffic):
+    keys = {(v, s) for s, (_p, v) in SLOTS.items()}
+
+    def all_present():
+        errors = query(host, "ssm:error_rate:ratio")
+        return errors if keys <= set(errors) else None
+
+    errors = wait_for(all_present) or query(host, "ssm:error_rate:ratio")
+    assert {k: errors.get(k) for k in keys} == {k: 0.0 for k in keys}
+    availability = query(host, "ssm:availability:ratio")
+    assert {k: availability.get(k) for k in keys} == {k: 1.0 for k in keys}
+    latency = query(host, "ssm:latency_p95:seconds")
+    for key in keys:
+        assert 0 < latency[key] < 0.2, latency
+    rate = query(host, "ssm:match_requests:rate")
+    for key in keys:
+        assert rate[key] > 0, rate
+    assert wait_for(lambda: query(host, "ssm:target_up:ratio") == {"blue": 1.0, "green": 1.0})
+
+
+def test_no_gate_alert_fires_for_clean_versions(host, traffic):
+    alerts = prom_get(host, "/api/v1/alerts")["alerts"]
+    assert [a for a in alerts if a["state"] == "firing"] == []
