@@ -79,13 +79,13 @@ description:
     C(timeout) keyword or C(async) for very long gates.
 author:
   - SuperSmartMatch platform team (@supersmartmatch)
+extends_documentation_fragment:
+  - supersmartmatch.platform.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Querying is read-only, so check mode measures and decides exactly as a normal run.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 requirements:
   - jmespath (python3-jmespath on Debian) on the target host, for O(provider=http_json).

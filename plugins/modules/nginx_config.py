@@ -23,14 +23,13 @@ description:
 author:
   - SuperSmartMatch platform team (@supersmartmatch)
 extends_documentation_fragment:
+  - supersmartmatch.platform.attributes
   - supersmartmatch.platform.nginx
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode still validates the new configuration with C(nginx -t) (read-only).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   path:

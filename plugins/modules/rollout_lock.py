@@ -23,13 +23,13 @@ description:
   - C(playbooks/rollback.yml) does not take the lease, so an emergency rollback is never blocked.
 author:
   - SuperSmartMatch platform team (@supersmartmatch)
+extends_documentation_fragment:
+  - supersmartmatch.platform.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: In check mode the lease is only inspected; a conflict still fails.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   service:
