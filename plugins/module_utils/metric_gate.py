@@ -453,24 +453,22 @@ def make_fetch_value(provider, url, fetch_json, search=None):
 # Evaluation
 # --------------------------------------------------------------------------
 
+def _range_text(lo, hi, subject):
+    """``0.94 <= value <= 1``, ``value >= 0.94``, ``value <= 1`` or None."""
+    if lo is not None and hi is not None:
+        return '%s <= %s <= %s' % (fmt_bound(lo), subject, fmt_bound(hi))
+    if lo is not None:
+        return '%s >= %s' % (subject, fmt_bound(lo))
+    if hi is not None:
+        return '%s <= %s' % (subject, fmt_bound(hi))
+    return None
+
+
 def threshold_text(check):
     """``0.94 <= value <= 1``, ``value <= 0.5 and value/baseline <= 1.2``..."""
-    parts = []
-    lo, hi = check.get('min'), check.get('max')
-    if lo is not None and hi is not None:
-        parts.append('%s <= value <= %s' % (fmt_bound(lo), fmt_bound(hi)))
-    elif lo is not None:
-        parts.append('value >= %s' % fmt_bound(lo))
-    elif hi is not None:
-        parts.append('value <= %s' % fmt_bound(hi))
-    lo, hi = check.get('min_ratio'), check.get('max_ratio')
-    if lo is not None and hi is not None:
-        parts.append('%s <= value/baseline <= %s' % (fmt_bound(lo), fmt_bound(hi)))
-    elif lo is not None:
-        parts.append('value/baseline >= %s' % fmt_bound(lo))
-    elif hi is not None:
-        parts.append('value/baseline <= %s' % fmt_bound(hi))
-    return ' and '.join(parts)
+    parts = [_range_text(check.get('min'), check.get('max'), 'value'),
+             _range_text(check.get('min_ratio'), check.get('max_ratio'), 'value/baseline')]
+    return ' and '.join(part for part in parts if part)
 
 
 def violation(check, value, baseline=None):
