@@ -167,8 +167,10 @@ class Handler(BaseHTTPRequestHandler):
             except Exception:  # pragma: no cover - defensive
                 traceback.print_exc(file=sys.stderr)
                 status, payload, ctype, headers = 500, {"error": "internal error"}, JSON_TYPE, {}
-            self._respond(status, payload, ctype, headers)
+            # Counted before the response is written: once a client holds its
+            # response, /metrics already includes that request (no race).
             app.metrics.observe_request(self.command, metric_path, status, time.perf_counter() - start)
+            self._respond(status, payload, ctype, headers)
 
     def _respond(self, status: int, payload, ctype: str, headers: dict | None = None) -> None:
         cfg = self.server.app.config
