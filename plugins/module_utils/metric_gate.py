@@ -42,7 +42,7 @@ GOOD_OUTCOMES = ('passed', 'failed', 'inconclusive')
 NO_DATA_POLICIES = ('fail', 'pass', 'inconclusive')
 VERDICT_RANK = {'passed': 0, 'inconclusive': 1, 'failed': 2, 'error': 3}
 CHECK_KEYS = ('name', 'query', 'min', 'max', 'baseline_query', 'min_ratio', 'max_ratio', 'url', 'baseline_url',
-              'provider')
+              'provider', 'on_no_data', 'initial_delay')
 PROMETHEUS_PATH = '/api/v1/query'
 MAX_BODY = 16 * 1024 * 1024
 MAX_LISTED_VALUES = 10
@@ -160,20 +160,21 @@ def redact_url(url):
 # Validation
 # --------------------------------------------------------------------------
 
-def _number_param(params, option, minimum, integer=False, strict=False):
+def _number_param(params, option, minimum, integer=False, strict=False, label=None):
     value = params.get(option)
+    label = label or option
     if isinstance(value, bool) or value is None:
-        raise GateError('%s must be a number, got %r' % (option, value))
+        raise GateError('%s must be a number, got %r' % (label, value))
     try:
         number = int(value) if integer else float(value)
     except (TypeError, ValueError):
-        raise GateError('%s must be a number, got %r' % (option, value))
+        raise GateError('%s must be a number, got %r' % (label, value))
     if integer and float(value) != number:
-        raise GateError('%s must be a whole number, got %r' % (option, value))
+        raise GateError('%s must be a whole number, got %r' % (label, value))
     if math.isnan(number) or math.isinf(number):
-        raise GateError('%s must be a finite number, got %r' % (option, value))
+        raise GateError('%s must be a finite number, got %r' % (label, value))
     if (strict and number <= minimum) or number < minimum:
-        raise GateError('%s must be %s %s, got %s' % (option, '>' if strict else '>=', minimum, value))
+        raise GateError('%s must be %s %s, got %s' % (label, '>' if strict else '>=', minimum, value))
     return number
 
 
@@ -228,6 +229,12 @@ def normalize_check(item, index, provider='prometheus', compile_expr=None):
         check[key] = parse_bound(item.get(key), key, where, minimum=0)
     for key in ('url', 'baseline_url'):
         check[key] = validate_url(item[key], '%s: %s' % (where, key)) if item.get(key) is not None else None
+    policy = item.get('on_no_data')
+    if policy is not None and policy not in NO_DATA_POLICIES:
+        raise GateError('%s: on_no_data must be one of %s, got %r' % (where, ', '.join(NO_DATA_POLICIES), policy))
+    check['on_no_data'] = policy
+    check['initial_delay'] = (0.0 if item.get('initial_delay') is None
+                              else _number_param(item, 'initial_delay', 0, label='%s: initial_delay' % where))
     if all(check[key] is None for key in ('min', 'max', 'min_ratio', 'max_ratio')):
         raise GateError('%s needs at least one of min, max, min_ratio, max_ratio' % where)
     if check['min'] is not None and check['max'] is not None and check['min'] > check['max']:
@@ -266,7 +273,7 @@ def validate_params(params, compile_expr=None):
         if check['name'] in seen:
             raise GateError('check names must be unique: %r appears twice' % check['name'])
         seen.add(check['name'])
-    return dict(
+    settings = dict(
         provider=provider,
         url=validate_url(params.get('url')),
         checks=normalized,
@@ -279,6 +286,14 @@ def validate_params(params, compile_expr=None):
         timeout=_number_param(params, 'timeout', 0, strict=True),
         on_no_data=on_no_data,
     )
+    last_round = settings['interval'] * (settings['count'] - 1)
+    for check in normalized:
+        if check['initial_delay'] > last_round:
+            raise GateError('check %r: initial_delay %s leaves it no sample round (the last of %d rounds starts '
+                            '%s s after the first); lower it or raise count' % (
+                                check['name'], fmt_bound(check['initial_delay']), settings['count'],
+                                fmt_bound(last_round)))
+    return settings
 
 
 def max_duration(settings, errors=0):
@@ -556,7 +571,8 @@ def check_verdict(counts, failure_limit=0):
         return 'error'
     if counts.get('failed', 0) > failure_limit:
         return 'failed'
-    if counts.get('inconclusive', 0) > 0:
+    if counts.get('inconclusive', 0) > 0 or not counts.get('measurements', 0):
+        # never measured (the gate stopped first): no evidence, never a pass
         return 'inconclusive'
     return 'passed'
 
@@ -583,7 +599,7 @@ def measure(check, fetch_value, on_no_data, timestamp):
     except ProviderError as exc:
         item.update(value=_json_number(value), outcome='error', message=str(exc))
         return item, value, baseline
-    outcome, message = evaluate_value(check, value, baseline, on_no_data)
+    outcome, message = evaluate_value(check, value, baseline, check.get('on_no_data') or on_no_data)
     item.update(value=_json_number(value), outcome=outcome, message=message)
     if value is not None and item['value'] is None and not is_nan(value):
         item['_raw'] = value  # +/-Inf: null in the result, kept for failure_message
@@ -611,6 +627,9 @@ def run_gate(checks, fetch_value, count=1, interval=60.0, initial_delay=0.0, fai
 
     Returns ``dict(verdict, measurements, summary, samples, stopped_early)``
     (``stopped_early``: measurements were skipped because the verdict was decided);
+    a check with an ``initial_delay`` is left out of the rounds that start
+    less than that many seconds after the first round (Argo's per-metric
+    ``initialDelay``), so slow-to-appear metrics do not read as no data;
     ``summary`` maps each check name to its counts, ``last_value``,
     ``threshold`` and ``verdict``.
     """
@@ -622,6 +641,7 @@ def run_gate(checks, fetch_value, count=1, interval=60.0, initial_delay=0.0, fai
     samples = 0
     if initial_delay > 0:
         sleep(initial_delay)
+    started = clock()
     next_at = None
     for sample in range(1, count + 1):
         if next_at is not None:
@@ -629,7 +649,8 @@ def run_gate(checks, fetch_value, count=1, interval=60.0, initial_delay=0.0, fai
             if wait > 0:
                 sleep(min(wait, interval))
         samples = sample
-        pending = list(checks)
+        elapsed = clock() - started
+        pending = [check for check in checks if (check.get('initial_delay') or 0) <= elapsed]
         attempt_start = clock()
         while pending:
             attempt_start = clock()
@@ -730,6 +751,8 @@ def failure_message(check, measurements, on_no_data='inconclusive'):
 
 def inconclusive_message(check, measurements):
     mine = [m for m in measurements if m['check'] == check['name'] and m['outcome'] in GOOD_OUTCOMES]
+    if not mine:
+        return '%s was never measured' % check['name']
     odd = [m for m in mine if m['outcome'] == 'inconclusive']
     reasons = []
     for m in odd:
@@ -765,7 +788,7 @@ def gate_message(result, checks, name=None, labels=None, failure_limit=0, consec
         if verdict == 'error' and counts['verdict'] == 'error':
             details.append(error_message(check, counts, consecutive_error_limit))
         elif verdict == 'failed' and counts['verdict'] == 'failed':
-            details.append(failure_message(check, measurements, on_no_data))
+            details.append(failure_message(check, measurements, check.get('on_no_data') or on_no_data))
         elif verdict == 'inconclusive' and counts['verdict'] == 'inconclusive':
             details.append(inconclusive_message(check, measurements))
     if verdict == 'passed':

@@ -60,7 +60,8 @@ description:
     B(Verdict) is the worst over the checks, C(error > failed > inconclusive > passed):
     V(error) if a check reached O(consecutive_error_limit); else V(failed) if a check has more
     than O(failure_limit) failed measurements; else V(inconclusive) if any check has any
-    inconclusive measurement (as Argo marks the run inconclusive); else V(passed). Failed
+    inconclusive measurement (as Argo marks the run inconclusive) or was never measured
+    (the gate stopped before its C(initial_delay)); else V(passed). Failed
     measurements within O(failure_limit) do not change a V(passed) verdict.
   - >-
     The task fails for V(failed) and V(error), and for V(inconclusive) unless
@@ -116,6 +117,14 @@ options:
       - C(provider) (optional) overrides O(provider) for this check, so one gate can
         combine, say, the candidate's C(/health) (V(http_json)) with Prometheus metrics;
         give such a check its own C(url).
+      - C(on_no_data) (optional, V(fail), V(pass) or V(inconclusive)) overrides O(on_no_data)
+        for this check, e.g. a health check that must answer (V(fail)) next to metrics that
+        may not have data yet (V(inconclusive)).
+      - C(initial_delay) (optional, seconds >= 0) leaves this check out of every round that
+        starts less than that long after the first round, as Argo's per-metric
+        C(initialDelay): metrics that need a few scrapes after a traffic shift are not
+        read as no data, while the other checks measure from the first round. It must leave
+        the check at least one round (C(initial_delay <= interval x [count - 1])).
       - A check needs at least one of C(min), C(max), C(min_ratio), C(max_ratio);
         C(min) must not exceed C(max). Bad input fails before any request.
     type: list

@@ -276,6 +276,13 @@ def params(**extra):
      'min_ratio 2 is greater than max_ratio 1'),
     (dict(checks=[dict(name='a', query='q', min=1, url='prom:9090')]), "check 'a': url must be an http"),
     (dict(checks=[dict(name='a', query='q', min=1), dict(name='a', query='r', max=1)]), "'a' appears twice"),
+    (dict(checks=[dict(name='a', query='q', min=1, on_no_data='maybe')]),
+     "check 'a': on_no_data must be one of fail, pass, inconclusive, got 'maybe'"),
+    (dict(checks=[dict(name='a', query='q', min=1, initial_delay=-1)]), "check 'a': initial_delay must be >= 0, got -1"),
+    (dict(checks=[dict(name='a', query='q', min=1, initial_delay='soon')]), "check 'a': initial_delay must be a number"),
+    (dict(count=3, interval=10, checks=[dict(name='a', query='q', min=1, initial_delay=25)]),
+     "check 'a': initial_delay 25 leaves it no sample round (the last of 3 rounds starts 20 s after the first)"),
+    (dict(count=1, checks=[dict(name='a', query='q', min=1, initial_delay=5)]), 'leaves it no sample round'),
 ])
 def test_validate_params_rejects(extra, message):
     with pytest.raises(mg.GateError) as err:
@@ -295,7 +302,8 @@ def test_validate_params_normalises():
         dict(name=' p95 ', query=' q ', baseline_query='b', max_ratio='1.2', max=2)]))
     assert settings['count'] == 3 and settings['interval'] == 0.1
     assert settings['checks'] == [dict(name='p95', provider='prometheus', query='q', baseline_query='b', min=None, max=2.0,
-                                       min_ratio=None, max_ratio=1.2, url=None, baseline_url=None)]
+                                       min_ratio=None, max_ratio=1.2, url=None, baseline_url=None,
+                                       on_no_data=None, initial_delay=0.0)]
 
 
 @pytest.mark.parametrize('bounds, text', [
@@ -374,6 +382,48 @@ def test_run_gate(script, options, verdict, expected, sleeps, early):
     assert fake.sleeps == pytest.approx(sleeps)
     assert result['stopped_early'] is early
     assert len(fetch.calls) == len(expected)
+
+
+def test_per_check_initial_delay_skips_early_rounds_only_for_that_check():
+    checks = [check('health', min=1), check('precision', min=0.94, initial_delay=20)]
+    result, fetch, fake = gate({'health': [1], 'precision': [OK]}, checks=checks, count=4, interval=10)
+    assert result['verdict'] == 'passed'
+    assert [(m['check'], m['sample']) for m in result['measurements']] == [
+        ('health', 1), ('health', 2), ('health', 3), ('precision', 3), ('health', 4), ('precision', 4)]
+    assert result['summary']['precision']['measurements'] == 2
+    assert fake.sleeps == pytest.approx([10, 10, 10])
+
+
+def test_per_check_initial_delay_counts_from_the_first_round_not_from_the_gate_delay():
+    checks = [check('health', min=1), check('precision', min=0.94, initial_delay=10)]
+    result, _fetch, fake = gate({'health': [1], 'precision': [LOW]}, checks=checks, count=3, interval=10,
+                                initial_delay=30)
+    assert result['verdict'] == 'failed'
+    assert [(m['check'], m['sample']) for m in result['measurements']] == [
+        ('health', 1), ('health', 2), ('precision', 2)]
+    assert fake.sleeps == pytest.approx([30, 10])
+
+
+def test_per_check_on_no_data_overrides_the_gate_policy():
+    checks = [check('health', min=1, on_no_data='fail'), check('precision', min=0.94)]
+    result, _fetch, _fake = gate({'health': [1], 'precision': [None]}, checks=checks, count=2, interval=1)
+    assert result['verdict'] == 'inconclusive'  # precision: gate policy (inconclusive)
+    result, _fetch, _fake = gate({'health': [None], 'precision': [OK]}, checks=checks, count=2, interval=1)
+    assert result['verdict'] == 'failed' and result['summary']['health']['failed'] == 1
+    message = mg.gate_message(result, checks, name='canary')
+    assert message == "metric gate 'canary' failed: health no data x1 (on_no_data=fail) in 1 of 1 measurements"
+
+
+def test_a_check_never_measured_is_inconclusive_not_passed():
+    checks = [check('health', min=1), check('precision', min=0.94, initial_delay=10)]
+    result, _fetch, _fake = gate({'health': [mg.ProviderError('down')], 'precision': [OK]}, checks=checks, count=2,
+                                 interval=10, consecutive_error_limit=1)
+    assert result['verdict'] == 'error'
+    assert result['summary']['precision']['verdict'] == 'inconclusive'
+    summary = {'health': dict(result['summary']['health'], error_limit_reached=False), 'precision':
+               result['summary']['precision']}
+    assert mg.verdict_of(summary) == 'inconclusive'
+    assert mg.inconclusive_message(checks[1], result['measurements']) == 'precision was never measured'
 
 
 def test_run_gate_interval_from_round_start_not_end():
@@ -479,7 +529,8 @@ def test_run_gate_infinite_value_is_null_but_reported():
 # --------------------------------------------------------------------------
 
 def counts(passed=0, failed=0, inconclusive=0, error=0, limit=False):
-    return dict(passed=passed, failed=failed, inconclusive=inconclusive, error=error, error_limit_reached=limit)
+    return dict(passed=passed, failed=failed, inconclusive=inconclusive, error=error, error_limit_reached=limit,
+                measurements=passed + failed + inconclusive)
 
 
 @pytest.mark.parametrize('summary, failure_limit, verdict', [
@@ -496,6 +547,8 @@ def counts(passed=0, failed=0, inconclusive=0, error=0, limit=False):
     ({'a': counts(failed=5), 'b': counts(error=4, limit=True)}, 0, 'error'),        # error > failed
     ({'a': counts(inconclusive=1), 'b': counts(error=4, limit=True)}, 0, 'error'),
     ({'a': counts(passed=1), 'b': counts(error=4, limit=True)}, 0, 'error'),
+    ({'a': counts(passed=3), 'b': counts()}, 0, 'inconclusive'),                   # never measured: no evidence
+    ({'a': counts(passed=3), 'b': counts(error=2)}, 0, 'inconclusive'),            # only errors, limit not reached
 ])
 def test_verdict_of(summary, failure_limit, verdict):
     assert mg.verdict_of(summary, failure_limit) == verdict
