@@ -20,38 +20,15 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
+from labtools import CLIENT, RESULTS, TARGETS, fresh_lab, playbook, trafficgen, write_section
 
-import trafficgen  # noqa: E402
-
-VENV = os.environ.get('VENV', os.path.join(ROOT, '.venv'))
-TARGETS = ['https://127.0.0.1:8443', 'https://127.0.0.1:9443']
-CLIENT = dict(cacert=os.path.join(ROOT, '.work', 'pki', 'ca.crt'), host_header='supersmartmatch.lab')
+# Short holds on health checks alone: this measures the switches, not the gates.
 HOLD = ['-e', 'canary_duration=2', '-e', 'extended_duration=2', '-e', 'full_duration=2',
-        '-e', 'rollout_health_interval=1']
-DOC = os.path.join(ROOT, 'docs', 'benchmarks.md')
+        '-e', 'rollout_gate_interval=1', '-e', '{"rollout_metric_checks": []}']
 BEGIN, END = '<!-- rollout_switches:begin -->', '<!-- rollout_switches:end -->'
-
-
-def run(cmd, **kw):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'))
-    check = kw.pop('check', False)
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=check, **kw)
-
-
-def playbook(name, *extra):
-    cmd = [os.path.join(VENV, 'bin', 'ansible-playbook'), 'playbooks/%s' % name] + list(extra)
-    started = time.monotonic()
-    proc = run(cmd, timeout=1800)
-    elapsed = time.monotonic() - started
-    if proc.returncode != 0:
-        raise SystemExit('%s failed (rc=%d):\n%s' % (name, proc.returncode, (proc.stdout + proc.stderr)[-4000:]))
-    return elapsed
 
 
 def switch(label, name, *extra):
@@ -59,7 +36,7 @@ def switch(label, name, *extra):
     runner = trafficgen.LoadRunner(TARGETS, duration=1800, users=2000, concurrency=4, **CLIENT).start()
     time.sleep(1.0)
     try:
-        elapsed = playbook(name, *extra)
+        elapsed, _output = playbook(name, *extra)
     finally:
         time.sleep(1.0)
         report = runner.stop()
@@ -68,17 +45,6 @@ def switch(label, name, *extra):
               'errors': report['errors']}
     print('%-28s %7.2f s  %6d requests  %d failed' % (label, elapsed, record['requests'], record['failed']))
     return record
-
-
-def setup():
-    for step in (['scripts/lab', 'down'], ['scripts/lab', 'up']):
-        proc = run(step, timeout=900)
-        if proc.returncode != 0:
-            raise SystemExit('%s failed:\n%s' % (' '.join(step), proc.stdout[-3000:] + proc.stderr[-3000:]))
-    for version in ('1.0.0', '2.0.0'):
-        run([os.path.join(VENV, 'bin', 'python'), 'tools/build_wheel.py', '--version', version, '--out', 'dist'],
-            check=True)
-    playbook('site.yml', '-e', 'ssm_initial_version=1.0.0')
 
 
 def summarize(records):
@@ -94,8 +60,7 @@ def summarize(records):
 
 def write_doc(result):
     s = result['summary']
-    lines = [BEGIN, '',
-             'Measured %s on %s (%d cores), lab of 2 load balancers and 2 application hosts, '
+    lines = ['Measured %s on %s (%d cores), lab of 2 load balancers and 2 application hosts, '
              '%d rounds, steady load of 4 concurrent clients (2000 users) through both balancers.' % (
                  result['date'], result['machine'], os.cpu_count() or 0, result['rounds']),
              '',
@@ -111,12 +76,7 @@ def write_doc(result):
              '|---|---|---|---|---|']
     for r in result['records']:
         lines.append('| %d | %s | %.2f | %d | %d |' % (r['round'], r['switch'], r['wall_s'], r['requests'], r['failed']))
-    lines += ['', END]
-    text = open(DOC).read() if os.path.exists(DOC) else '# Benchmarks\n\n%s\n%s\n' % (BEGIN, END)
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    with open(DOC, 'w') as handle:
-        handle.write(head + '\n'.join(lines) + tail)
+    write_section(BEGIN, END, lines)
 
 
 def main():
@@ -125,7 +85,7 @@ def main():
     parser.add_argument('--no-setup', action='store_true', help='use the lab as it is (provisioned, 1.0.0 stable)')
     args = parser.parse_args()
     if not args.no_setup:
-        setup()
+        fresh_lab('2.0.0')
     records = []
     for index in range(1, args.rounds + 1):
         for label, name in (('canary 0->5 %', 'canary.yml'), ('rollback from canary', 'rollback.yml'),
@@ -138,8 +98,8 @@ def main():
     result = {'date': datetime.date.today().isoformat(), 'machine': os.uname().nodename, 'rounds': args.rounds,
               'records': records}
     result['summary'] = summarize(records)
-    os.makedirs(os.path.join(ROOT, 'benchmarks', 'results'), exist_ok=True)
-    with open(os.path.join(ROOT, 'benchmarks', 'results', 'rollout_switches.json'), 'w') as handle:
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, 'rollout_switches.json'), 'w') as handle:
         json.dump(result, handle, indent=2)
     write_doc(result)
     print(json.dumps(result['summary'], indent=2))

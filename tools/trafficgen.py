@@ -244,6 +244,8 @@ class _VersionStats:
         self.latencies: list[float] = []
         self.hits = 0
         self.misses = 0
+        self.first_seen: float | None = None  # wall clock of the first and last match answered
+        self.last_seen: float | None = None
 
 
 class Stats:
@@ -305,6 +307,10 @@ class Stats:
                 vs.feedback_status[str(resp.status)] += 1
                 return
             vs.count += 1
+            now = time.time()
+            if vs.first_seen is None:
+                vs.first_seen = now
+            vs.last_seen = now
             vs.status[str(resp.status)] += 1
             if len(vs.latencies) < LATENCY_SAMPLES:
                 vs.latencies.append(resp.latency_ms)
@@ -335,6 +341,8 @@ class Stats:
                     "hits": v.hits,
                     "misses": v.misses,
                     "precision": _ratio(v.hits, v.misses),
+                    "first_seen": _round(v.first_seen),
+                    "last_seen": _round(v.last_seen),
                 }
             return {
                 "total_requests": self.total,

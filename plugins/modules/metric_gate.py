@@ -122,8 +122,8 @@ options:
         may not have data yet (V(inconclusive)).
       - C(initial_delay) (optional, seconds >= 0) leaves this check out of every round that
         starts less than that long after the first round, as Argo's per-metric
-        C(initialDelay): metrics that need a few scrapes after a traffic shift are not
-        read as no data, while the other checks measure from the first round. It must leave
+        C(initialDelay), so metrics that need a few scrapes after a traffic shift are
+        not read as no data while the other checks measure from the first round. It must leave
         the check at least one round (C(initial_delay <= interval x [count - 1])).
       - A check needs at least one of C(min), C(max), C(min_ratio), C(max_ratio);
         C(min) must not exceed C(max). Bad input fails before any request.

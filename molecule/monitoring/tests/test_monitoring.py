@@ -6,6 +6,7 @@ application host (mon-app1) with curl.
 import json
 import os
 import shlex
+import subprocess
 import time
 import urllib.parse
 
@@ -209,3 +210,66 @@ def test_error_rate_availability_latency_of_clean_versions(host, traffic):
 def test_no_gate_alert_fires_for_clean_versions(host, traffic):
     alerts = prom_get(host, "/api/v1/alerts")["alerts"]
     assert [a for a in alerts if a["state"] == "firing"] == []
+
+
+# --------------------------------------------------------------------------
+# metric_gate against this real Prometheus (run as Ansible runs it, on the
+# monitoring host, through the molecule inventory)
+# --------------------------------------------------------------------------
+
+ROOT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
+                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
+
+
+def metric_gate(**args):
+    """Run supersmartmatch.platform.metric_gate on mon-role1; return (rc, result)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    proc = subprocess.run(["ansible", "-i", INVENTORY, "mon-role1", "-m", "supersmartmatch.platform.metric_gate",
+                           "-a", json.dumps(dict({"url": PROM, "interval": 1}, **args))],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    doc = json.loads(proc.stdout)
+    return proc.returncode, doc["plays"][0]["tasks"][0]["hosts"]["mon-role1"]
+
+
+def gate_check(name, expr, **bounds):
+    return dict(name=name, query=expr, **bounds)
+
+
+def test_metric_gate_passes_on_the_real_prometheus(traffic):
+    sel = '{version="1.0.0",slot="blue"}'
+    checks = [gate_check("precision", "ssm:feedback_precision:ratio" + sel, min=0.7),
+              gate_check("error_rate", "ssm:error_rate:ratio" + sel, max=0.02),
+              gate_check("latency_p95", "ssm:latency_p95:seconds" + sel, max=0.2),
+              gate_check("availability", "ssm:availability:ratio" + sel, min=0.99)]
+    rc, result = metric_gate(checks=checks, count=2)
+    assert rc == 0, result
+    assert result["verdict"] == "passed", result["msg"]
+    assert len(result["measurements"]) == 8
+    assert result["summary"]["precision"]["last_value"] == pytest.approx(0.75, abs=0.01)
+
+
+def test_metric_gate_fails_with_the_measured_value_and_threshold(traffic):
+    checks = [gate_check("precision", 'ssm:feedback_precision:ratio{version="2.0.0",slot="green"}', min=0.94)]
+    rc, result = metric_gate(checks=checks, count=3, name="canary")
+    assert rc != 0
+    assert result["verdict"] == "failed"
+    assert result["msg"] == "metric gate 'canary' failed: precision 0.5 < min 0.94 in 1 of 1 measurements"
+
+
+def test_metric_gate_no_data_is_inconclusive_never_passed(traffic):
+    checks = [gate_check("precision", 'ssm:feedback_precision:ratio{version="9.9.9"}', min=0.94)]
+    rc, result = metric_gate(checks=checks, count=2)
+    assert rc != 0 and result["verdict"] == "inconclusive"
+    assert "precision inconclusive in 2 of 2 measurements" in result["msg"]
+    rc, result = metric_gate(checks=checks, count=1, allow_inconclusive=True)
+    assert rc == 0 and result["verdict"] == "inconclusive"
+
+
+def test_metric_gate_bad_query_is_an_error(traffic):
+    checks = [gate_check("broken", "sum(rate(ssm_http_requests_total[1m])", max=1)]
+    rc, result = metric_gate(checks=checks, count=1, consecutive_error_limit=2, error_retry_interval=0.5)
+    assert rc != 0 and result["verdict"] == "error"
+    assert "broken: 2 consecutive errors (consecutive_error_limit 2)" in result["msg"]
+    assert "bad_data" in result["msg"]

@@ -5,10 +5,12 @@ generator sends labelled requests through both load balancers (published on
 loopback), and checks shares, stickiness, rollbacks and failed requests.
 Tests run in file order: each starts from the state the previous one left.
 """
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.environ.get('MOLECULE_PROJECT_DIRECTORY', os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..')))
@@ -134,35 +136,157 @@ def test_release_failing_its_health_check_is_rolled_back():
     assert report['verdict'] in ('failed', 'rolled_back') and report['failures'][0]['step'] == 'deploy'
 
 
+class Webhook(object):
+    """A Slack-style webhook receiver on loopback that keeps every JSON body it gets."""
+
+    def __init__(self):
+        events = self.events = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+                events.append(json.loads(body))
+                self.send_response(200)
+                self.send_header('Content-Length', '2')
+                self.end_headers()
+                self.wfile.write(b'ok')
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = 'http://127.0.0.1:%d/hooks/T000/B000/secret-token' % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def gate_summary(report, check):
+    return report['gates']['hold']['summary'][check]
+
+
+def test_degraded_release_is_rolled_back_by_the_precision_gate_and_the_webhook_is_told():
+    hook = Webhook()
+    try:
+        with Traffic() as traffic:
+            rc, out = playbook('canary.yml', '-e', 'release_version=4.0.0',
+                               '-e', '{"rollout_app_faults": {"degraded": true}}',
+                               '-e', 'rollout_webhook_url=%s' % hook.url)
+            assert rc != 0
+            assert 'canary of 4.0.0 FAILED and was rolled back' in out
+            assert '< min 0.94' in out and 'precision' in out
+            assert list(probe(2000)['versions']) == ['1.0.0']
+        traffic.assert_no_failures()
+    finally:
+        hook.close()
+    report = latest_report()
+    assert report['verdict'] == 'rolled_back' and report['split_after']['percent'] == 0
+    assert gate_summary(report, 'precision')['verdict'] == 'failed'
+    assert gate_summary(report, 'precision')['last_value'] < 0.94
+    assert [e['event'] for e in hook.events] == ['started', 'rolled_back'], hook.events
+    assert all(e['release'] == '4.0.0' and e['text'].startswith('[supersmartmatch] canary of 4.0.0')
+               for e in hook.events), hook.events
+    assert 'secret-token' not in out, 'the webhook URL leaked into the output'
+
+
+def test_slow_release_is_rolled_back_by_the_latency_gate():
+    with Traffic() as traffic:
+        rc, out = playbook('canary.yml', '-e', 'release_version=4.1.0',
+                           '-e', '{"rollout_app_faults": {"latency_ms": 400}}')
+        assert rc != 0
+        assert 'canary of 4.1.0 FAILED and was rolled back' in out
+        assert 'latency_p95' in out and '> max 0.2' in out
+        assert list(probe(2000)['versions']) == ['1.0.0']
+    traffic.assert_no_failures()
+    report = latest_report()
+    assert report['verdict'] == 'rolled_back'
+    assert gate_summary(report, 'latency_p95')['verdict'] == 'failed'
+    assert gate_summary(report, 'latency_p95')['last_value'] > 0.2
+
+
+def prometheus_ready():
+    for _attempt in range(60):
+        if subprocess.run(['docker', 'exec', 'mon1', 'curl', '-sf', 'http://127.0.0.1:9090/-/ready'],
+                          capture_output=True, check=False).returncode == 0:
+            return True
+        time.sleep(1)
+    return False
+
+
+def test_prometheus_stopped_during_the_hold_is_an_error_and_rolls_back():
+    try:
+        with Traffic() as traffic:
+            rc, out = canary_while('4.2.0', lambda: subprocess.run(
+                ['docker', 'exec', 'mon1', 'systemctl', 'stop', 'prometheus'], check=True),
+                '-e', 'canary_duration=60')
+            assert rc != 0
+            assert 'canary of 4.2.0 FAILED and was rolled back' in out
+            assert 'consecutive errors' in out
+            assert list(probe(2000)['versions']) == ['1.0.0']
+        traffic.assert_no_failures()
+    finally:
+        subprocess.run(['docker', 'exec', 'mon1', 'systemctl', 'start', 'prometheus'], check=True)
+        assert prometheus_ready()
+    report = latest_report()
+    assert report['verdict'] == 'rolled_back'
+    assert report['gates']['hold']['verdict'] == 'error'
+
+
+def test_a_phase_is_refused_when_prometheus_cannot_answer():
+    subprocess.run(['docker', 'exec', 'mon1', 'systemctl', 'stop', 'prometheus'], check=True)
+    try:
+        rc, out = playbook('canary.yml', '-e', 'release_version=4.2.0')
+    finally:
+        subprocess.run(['docker', 'exec', 'mon1', 'systemctl', 'start', 'prometheus'], check=True)
+        assert prometheus_ready()
+    assert rc != 0
+    assert 'canary of 4.2.0 REFUSED' in out and 'preflight' in out
+    assert lb_state('lb1')['percent'] == 0 and lb_state('lb2')['percent'] == 0
+
+
 def lb_state(lb='lb1'):
     proc = subprocess.run(['docker', 'exec', lb, 'cat', '/var/lib/supersmartmatch/traffic/supersmartmatch.json'],
                           capture_output=True, text=True, check=True)
     return json.loads(proc.stdout)
 
 
-def test_candidate_failing_during_the_hold_is_rolled_back():
+def canary_while(version, action, *extra):
+    """Run canary.yml for ``version``; once every balancer sends it 5 %, call ``action()``.
+
+    Returns (rc, output) of the playbook.
+    """
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.collections'))
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.collections'), ANSIBLE_FORCE_COLOR='0')
     proc = subprocess.Popen(['ansible-playbook', '-i', INVENTORY, os.path.join(ROOT, 'playbooks', 'canary.yml'),
-                             '-e', 'release_version=3.0.0', '-e', 'canary_duration=60'],
+                             '-e', 'release_version=%s' % version] + list(extra),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         deadline = time.time() + 300
         while time.time() < deadline:
-            state = lb_state()
-            if state['phase'] == 'canary' and state['percent'] == 5 and state['candidate']['version'] == '3.0.0':
+            states = [lb_state(lb) for lb in ('lb1', 'lb2')]
+            if all(st['phase'] == 'canary' and st['percent'] == 5 and st['candidate']['version'] == version
+                   for st in states):
                 break
             assert proc.poll() is None, proc.stdout.read()
-            time.sleep(1)
+            time.sleep(0.5)
         else:
-            raise AssertionError('the canary never reached 5 %')
-        subprocess.run(['docker', 'exec', 'app1', 'systemctl', 'stop', 'supersmartmatch-green'], check=True)
+            raise AssertionError('the canary of %s never reached 5 %%' % version)
+        action()
         out, _err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
-    print(out[-4000:])
-    assert proc.returncode != 0
+    print('\n=== canary.yml %s (background): rc=%d\n%s' % (version, proc.returncode, out[-6000:]))
+    return proc.returncode, out
+
+
+def test_candidate_failing_during_the_hold_is_rolled_back():
+    rc, out = canary_while('3.0.0', lambda: subprocess.run(
+        ['docker', 'exec', 'app1', 'systemctl', 'stop', 'supersmartmatch-green'], check=True),
+        '-e', 'canary_duration=60')
+    assert rc != 0
     assert 'canary of 3.0.0 FAILED and was rolled back' in out
     assert 'health of app1' in out
     assert lb_state('lb1')['percent'] == 0 and lb_state('lb2')['percent'] == 0
@@ -199,10 +323,23 @@ def test_second_rollout_is_refused_while_one_holds_the_lease():
     assert 'a rollout of supersmartmatch is already in progress: lease held by alice@ci' in out
 
 
-def test_rollback_works_when_the_candidate_is_dead():
+def test_canary_without_traffic_is_inconclusive_and_keeps_its_split():
     rc, out = playbook('canary.yml', '-e', 'release_version=3.0.0')
-    assert rc == 0, out
+    assert rc != 0
+    assert 'canary of 3.0.0 INCONCLUSIVE' in out
+    assert 'Traffic is left as it is (5 % on 3.0.0)' in out
+    for lb in ('lb1', 'lb2'):
+        state = lb_state(lb)
+        assert (state['percent'], state['phase'], state['status']) == (5, 'canary', 'in_progress'), state
+    report = latest_report()
+    assert report['verdict'] == 'inconclusive'
+    assert gate_summary(report, 'precision')['verdict'] == 'inconclusive'
     assert abs(share(probe(), '3.0.0') - 5) <= 1
+    rc, out = playbook('extended.yml', '-e', 'release_version=3.0.0')
+    assert rc != 0 and 'extended needs a completed canary of 3.0.0' in out
+
+
+def test_rollback_works_when_the_candidate_is_dead():
     for app in ('app1', 'app2'):
         subprocess.run(['docker', 'exec', app, 'systemctl', 'stop', 'supersmartmatch-green'], check=True)
     rc, out = playbook('rollback.yml')

@@ -58,7 +58,9 @@ def free_port():
 
 
 def test_load_healthy_counts_and_precision(serve):
+    before = time.time()
     report = tg.run_load([serve(SSM_VERSION="1.2.0")], requests=50, users=20, concurrency=4)
+    after = time.time()
     assert report["stopped_by"] == "requests" and not report["running"]
     assert (report["total_requests"], report["match_requests"], report["feedback_requests"]) == (100, 50, 50)
     assert report["failed_requests"] == 0 and report["client_errors"] == 0 and report["errors"] == []
@@ -69,6 +71,7 @@ def test_load_healthy_counts_and_precision(serve):
     assert 0 < v["latency_ms"]["p50"] <= v["latency_ms"]["p95"] <= v["latency_ms"]["p99"]
     assert report["users_seen"] == 20 and report["users_switched"] == 0
     assert "user_versions" not in report and tg.exit_code(report) == 0
+    assert before <= v["first_seen"] <= v["last_seen"] <= after + 0.001  # when the version answered
 
 
 def test_load_keep_alive_mode(serve):
