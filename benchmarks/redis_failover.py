@@ -64,8 +64,8 @@ def sh(node, script, timeout=90, check=True):
     proc = subprocess.run(["docker", "exec", node, "sh", "-c", script], capture_output=True, text=True,
                           timeout=timeout, check=False)
     if check and proc.returncode != 0:
-        raise RuntimeError("%s: %s failed (rc=%d): %s %s" % (node, script[:80], proc.returncode, proc.stdout,
-                                                              proc.stderr))
+        raise RuntimeError("%s: %s failed (rc=%d): %s %s"
+                           % (node, script[:80], proc.returncode, proc.stdout, proc.stderr))
     return proc.stdout
 
 

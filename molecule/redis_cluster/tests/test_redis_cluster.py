@@ -36,10 +36,10 @@ def nodes():
     return {name: node(name) for name in NODES}
 
 
-def cli(host, port, *args, cluster=False, address="127.0.0.1"):
+def cli(host, port, *args, cluster=False, target="127.0.0.1"):
     """Run redis-cli (authenticated) on host; return the result (rc, stdout, stderr)."""
-    cmd = AUTH + "redis-cli %s-h %s -p %d %s" % ("-c " if cluster else "", address, port,
-                                                  " ".join(shlex.quote(str(a)) for a in args))
+    quoted = " ".join(shlex.quote(str(a)) for a in args)
+    cmd = AUTH + "redis-cli %s-h %s -p %d %s" % ("-c " if cluster else "", target, port, quoted)
     return host.run(cmd)
 
 
