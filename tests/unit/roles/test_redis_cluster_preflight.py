@@ -1,9 +1,12 @@
-"""Preflight of the redis_cluster role: bad inventories are refused before anything changes.
+"""Preflight and bootstrap decision of the redis_cluster role, without containers.
+
+Bad inventories are refused before anything changes; a partially formed cluster is refused.
 
 Runs the real role with ansible-playbook in check mode against inventories of
 local-connection hosts (no containers, nothing installed): the preflight is the
 first thing the role does, and each case must stop there with its message.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -45,18 +48,20 @@ def _ansible_playbook():
     return found
 
 
-def run_role(tmp_path, hosts, password=GOOD_PASSWORD, lb=(), tasks_from=None, verbose=False):
+def run_role(tmp_path, hosts, password=GOOD_PASSWORD, lb=(), tasks_from=None, verbose=False, host_vars=None,
+             extra_tasks=""):
     """Apply the role in check mode; return (rc, output)."""
-    lines = ["[redis]"]
+    redis_hosts = {}
     for index, name in enumerate(hosts, start=1):
-        lines.append("%s ansible_connection=local ansible_python_interpreter=%s redis_cluster_bind_address=10.0.0.%d"
-                     % (name, sys.executable, index))
-    lines.append("[lb]")
-    lines.extend(lb)
-    (tmp_path / "inventory.ini").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        redis_hosts[name] = dict({"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                                  "redis_cluster_bind_address": "10.0.0.%d" % index},
+                                 **(host_vars or {}).get(name, {}))
+    inventory = {"all": {"children": {"redis": {"hosts": redis_hosts},
+                                      "lb": {"hosts": {name: {} for name in lb}}}}}
+    (tmp_path / "inventory.yml").write_text(json.dumps(inventory), encoding="utf-8")
     play = PLAYBOOK_TASKS.format(tasks_from=tasks_from) if tasks_from else PLAYBOOK_MAIN
-    (tmp_path / "play.yml").write_text(play, encoding="utf-8")
-    cmd = [_ansible_playbook(), "-i", str(tmp_path / "inventory.ini"), str(tmp_path / "play.yml"), "--check"]
+    (tmp_path / "play.yml").write_text(play + extra_tasks, encoding="utf-8")
+    cmd = [_ansible_playbook(), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"), "--check"]
     if password is not None:
         (tmp_path / "vars.yml").write_text("redis_cluster_password: %s\n" % password, encoding="utf-8")
         cmd += ["-e", "@%s" % (tmp_path / "vars.yml")]
@@ -130,3 +135,46 @@ def test_good_inventory_passes_the_preflight(tmp_path):
     assert rc == 0, out
     assert "failed=0" in out
     assert GOOD_PASSWORD not in out
+
+
+# Bootstrap decision (tasks/decide.yml): from the probed state of every
+# instance (given here as host variables, as tasks/bootstrap.yml records them).
+DECISION_CHECK = """\
+
+    - name: Report the decision
+      ansible.builtin.assert:
+        that:
+          - __redis_cluster_fresh | bool == {fresh}
+          - __redis_cluster_formed | bool == {formed}
+"""
+
+
+def node_states(*instances):
+    """instances: one (known_nodes, slots_assigned) pair per port, per host rc1..rcN."""
+    return {"rc%d" % (index + 1): {"__redis_cluster_node_state": {
+        "address": "10.0.0.%d" % (index + 1), "ids": {},
+        "known": [known for known, _slots in pairs], "slots": [slots for _known, slots in pairs]}}
+        for index, pairs in enumerate(instances)}
+
+
+@pytest.mark.parametrize("states,fresh,formed", [
+    (node_states([(1, 0), (1, 0)], [(1, 0), (1, 0)], [(1, 0), (1, 0)]), True, False),
+    (node_states([(6, 16384), (6, 16384)], [(6, 16384), (6, 16384)], [(6, 16384), (6, 16384)]), False, True),
+], ids=["not-formed", "formed"])
+def test_bootstrap_decision(tmp_path, states, fresh, formed):
+    rc, out = run_role(tmp_path, ["rc1", "rc2", "rc3"], tasks_from="decide.yml", host_vars=states,
+                       extra_tasks=DECISION_CHECK.format(fresh=fresh, formed=formed))
+    assert rc == 0, out
+    assert "is partially formed:" not in flat(out)
+    assert "failed=0" in out
+
+
+def test_partially_formed_cluster_refused(tmp_path):
+    """rc1 met rc2 but rc3 is alone: the role must not guess."""
+    states = node_states([(4, 16384), (4, 16384)], [(4, 16384), (4, 16384)], [(1, 0), (1, 0)])
+    rc, out = run_role(tmp_path, ["rc1", "rc2", "rc3"], tasks_from="decide.yml", host_vars=states)
+    assert rc != 0, out
+    text = flat(out)
+    assert "Redis Cluster of group 'redis' is partially formed" in text, out
+    assert "rc1:6379 knows 4 node(s) and has 16384 slots assigned; " in text, out
+    assert "rc3:6380 knows 1 node(s) and has 0 slots assigned;" in text, out
