@@ -124,14 +124,22 @@ def test_extended_is_refused_without_a_completed_canary():
     assert list(probe(1000)['versions']) == ['1.0.0']
 
 
-def test_release_failing_its_health_check_is_rolled_back():
+def bad_canary(version, faults, expected, *extra):
+    """canary.yml of a release shipped with ``faults``, under traffic: it must fail with every
+    ``expected`` text in its output, leave everybody on 1.0.0 and fail no request."""
     with Traffic() as traffic:
-        rc, out = playbook('canary.yml', '-e', 'release_version=2.0.1',
-                           '-e', '{"rollout_app_faults": {"unhealthy": true}}')
+        rc, out = playbook('canary.yml', '-e', 'release_version=%s' % version,
+                           '-e', json.dumps({'rollout_app_faults': faults}), *extra)
         assert rc != 0
-        assert 'canary of 2.0.1 FAILED' in out
+        for text in expected:
+            assert text in out
         assert list(probe(2000)['versions']) == ['1.0.0']
     traffic.assert_no_failures()
+    return out
+
+
+def test_release_failing_its_health_check_is_rolled_back():
+    bad_canary('2.0.1', {'unhealthy': True}, ['canary of 2.0.1 FAILED'])
     report = latest_report()
     assert report['verdict'] in ('failed', 'rolled_back') and report['failures'][0]['step'] == 'deploy'
 
@@ -170,15 +178,8 @@ def gate_summary(report, check):
 def test_degraded_release_is_rolled_back_by_the_precision_gate_and_the_webhook_is_told():
     hook = Webhook()
     try:
-        with Traffic() as traffic:
-            rc, out = playbook('canary.yml', '-e', 'release_version=4.0.0',
-                               '-e', '{"rollout_app_faults": {"degraded": true}}',
-                               '-e', 'rollout_webhook_url=%s' % hook.url)
-            assert rc != 0
-            assert 'canary of 4.0.0 FAILED and was rolled back' in out
-            assert '< min 0.94' in out and 'precision' in out
-            assert list(probe(2000)['versions']) == ['1.0.0']
-        traffic.assert_no_failures()
+        out = bad_canary('4.0.0', {'degraded': True}, ['canary of 4.0.0 FAILED and was rolled back', 'precision',
+                                                        '< min 0.94'], '-e', 'rollout_webhook_url=%s' % hook.url)
     finally:
         hook.close()
     report = latest_report()
@@ -192,14 +193,8 @@ def test_degraded_release_is_rolled_back_by_the_precision_gate_and_the_webhook_i
 
 
 def test_slow_release_is_rolled_back_by_the_latency_gate():
-    with Traffic() as traffic:
-        rc, out = playbook('canary.yml', '-e', 'release_version=4.1.0',
-                           '-e', '{"rollout_app_faults": {"latency_ms": 400}}')
-        assert rc != 0
-        assert 'canary of 4.1.0 FAILED and was rolled back' in out
-        assert 'latency_p95' in out and '> max 0.2' in out
-        assert list(probe(2000)['versions']) == ['1.0.0']
-    traffic.assert_no_failures()
+    bad_canary('4.1.0', {'latency_ms': 400}, ['canary of 4.1.0 FAILED and was rolled back', 'latency_p95',
+                                              '> max 0.2'])
     report = latest_report()
     assert report['verdict'] == 'rolled_back'
     assert gate_summary(report, 'latency_p95')['verdict'] == 'failed'
@@ -218,9 +213,7 @@ def prometheus_ready():
 def test_prometheus_stopped_during_the_hold_is_an_error_and_rolls_back():
     try:
         with Traffic() as traffic:
-            rc, out = canary_while('4.2.0', lambda: subprocess.run(
-                ['docker', 'exec', 'mon1', 'systemctl', 'stop', 'prometheus'], check=True),
-                '-e', 'canary_duration=60')
+            rc, out = canary_stopping('4.2.0', 'mon1', 'prometheus')
             assert rc != 0
             assert 'canary of 4.2.0 FAILED and was rolled back' in out
             assert 'consecutive errors' in out
@@ -252,15 +245,14 @@ def lb_state(lb='lb1'):
     return json.loads(proc.stdout)
 
 
-def canary_while(version, action, *extra):
-    """Run canary.yml for ``version``; once every balancer sends it 5 %, call ``action()``.
-
-    Returns (rc, output) of the playbook.
+def canary_stopping(version, container, unit):
+    """Run canary.yml for ``version`` (60 s hold); once every balancer sends it 5 %, stop
+    ``unit`` in ``container``. Returns (rc, output) of the playbook.
     """
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.collections'), ANSIBLE_FORCE_COLOR='0')
     proc = subprocess.Popen(['ansible-playbook', '-i', INVENTORY, os.path.join(ROOT, 'playbooks', 'canary.yml'),
-                             '-e', 'release_version=%s' % version] + list(extra),
+                             '-e', 'release_version=%s' % version, '-e', 'canary_duration=60'],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         deadline = time.time() + 300
@@ -273,7 +265,7 @@ def canary_while(version, action, *extra):
             time.sleep(0.5)
         else:
             raise AssertionError('the canary of %s never reached 5 %%' % version)
-        action()
+        subprocess.run(['docker', 'exec', container, 'systemctl', 'stop', unit], check=True)
         out, _err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
@@ -283,9 +275,7 @@ def canary_while(version, action, *extra):
 
 
 def test_candidate_failing_during_the_hold_is_rolled_back():
-    rc, out = canary_while('3.0.0', lambda: subprocess.run(
-        ['docker', 'exec', 'app1', 'systemctl', 'stop', 'supersmartmatch-green'], check=True),
-        '-e', 'canary_duration=60')
+    rc, out = canary_stopping('3.0.0', 'app1', 'supersmartmatch-green')
     assert rc != 0
     assert 'canary of 3.0.0 FAILED and was rolled back' in out
     assert 'health of app1' in out
