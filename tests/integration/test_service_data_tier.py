@@ -116,7 +116,7 @@ def request(server, method, path, body=None):
 
 
 def metric(server, name, **labels):
-    _, text = request(server, "GET", "/metrics")
+    text = request(server, "GET", "/metrics")[1]
     want = [f'{k}="{v}"' for k, v in labels.items()]
     for line in text.splitlines():
         if line.startswith(name + "{") and all(w in line for w in want):
@@ -392,7 +392,7 @@ def test_cache_killed_matches_stay_correct_and_health_degrades(ssm_postgres, ssm
     status, body = request(server, "POST", "/api/v2/match", CASE)  # discovers the outage
     assert status == 200 and [m["offer_id"] for m in body["matches"]] == RANKING
     timings = []
-    for _ in range(5):  # backing off: no cache round trip, no timeout paid
+    for _attempt in range(5):  # backing off: no cache round trip, no timeout paid
         start = time.monotonic()
         status, again = request(server, "POST", "/api/v2/match", CASE)
         timings.append(time.monotonic() - start)
@@ -429,7 +429,7 @@ def test_database_stopped_is_unhealthy_then_reconnects(ssm_postgres, ssm_data_se
         ssm_postgres.start()
 
     _wait(lambda: request(server, "GET", "/health")[0] == 200, 15, "/health 200 after the database restarted")
-    status, _ = request(server, "POST", "/api/v2/feedback",
-                        {"candidate_id": "cand-outage", "offer_id": "best", "correct": True})
+    status = request(server, "POST", "/api/v2/feedback",
+                     {"candidate_id": "cand-outage", "offer_id": "best", "correct": True})[0]
     assert status == 202
     assert ssm_postgres.query("SELECT count(*) FROM ssm_feedback WHERE candidate_id = 'cand-outage'") == [(1,)]

@@ -85,7 +85,7 @@ def test_green_stores_feedback_and_caches_matches(host):
                                      "location": "paris"},
                        "offers": [{"id": "o1", "required_skills": ["python"], "min_experience": 1,
                                    "location": "paris"}]})
-    for _ in range(2):
+    for _attempt in range(2):
         host.check_output(f"curl -sf -H 'Content-Type: application/json' -d '{case}' http://127.0.0.1:5070/api/v2/match")
     feedback = json.dumps({"candidate_id": "molecule-cand", "offer_id": "o1", "correct": True})
     host.check_output(f"curl -sf -d '{feedback}' http://127.0.0.1:5070/api/v2/feedback")
