@@ -92,8 +92,11 @@ def test_green_stores_feedback_and_caches_matches(host):
     count = host.check_output("runuser -u postgres -- psql -tA -d supersmartmatch -c "
                               "\"SELECT count(*) FROM ssm_feedback WHERE candidate_id = 'molecule-cand' AND slot = 'green'\"")
     assert int(count) >= 1
-    cached = host.check_output("runuser -u postgres -- psql -tA -d supersmartmatch -c "
-                               "\"SELECT count(*) FROM ssm_matches WHERE candidate_id = 'molecule-cand' AND cached\"")
+    # match records are written by a background writer: allow it a few seconds
+    cached = host.check_output(
+        "for i in $(seq 1 50); do n=$(runuser -u postgres -- psql -tA -d supersmartmatch -c "
+        "\"SELECT count(*) FROM ssm_matches WHERE candidate_id = 'molecule-cand' AND cached\"); "
+        "[ \"$n\" -ge 1 ] && break; sleep 0.1; done; echo $n")
     assert int(cached) >= 1
     metrics = host.check_output("curl -sf http://127.0.0.1:5070/metrics")
     assert 'ssm_cache_requests_total{version="2.0.0",slot="green",result="hit"}' in metrics

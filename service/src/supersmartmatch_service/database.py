@@ -16,15 +16,22 @@ session when the primary changes):
   callers fail fast (no connect timeout per request) while one background
   probe per second looks for the database again;
 * short connect timeout, TCP keepalives, a TCP user timeout and a statement
-  timeout bound every wait.
+  timeout bound every wait;
+* match records are written off the request path: a bounded queue drained in
+  batches by one writer thread (a match answer never waits for the database;
+  records that cannot be written -- queue full, database unreachable -- are
+  dropped and counted). Feedback is written synchronously: the client learns
+  whether it was stored (503 when the database is unreachable).
 
 Tables are created idempotently (CREATE ... IF NOT EXISTS, serialised by an
 advisory lock so two slots starting together do not race) on the first
-connection.
+connection, which the entry point opens in the background at start.
 """
 from __future__ import annotations
 
+import datetime
 import json
+import queue
 import sys
 import threading
 import uuid
@@ -35,12 +42,14 @@ OPERATIONS = ("connect", "schema", "insert_match", "insert_feedback", "probe")
 RETRY_AFTER_S = 1.0
 HEALTH_TTL_S = 1.5
 STATEMENT_TIMEOUT_MS = 5000
+MATCH_QUEUE_SIZE = 10_000  # match records waiting for the writer thread
+MATCH_BATCH = 200  # records per INSERT
 SCHEMA_LOCK = 0x55_4D_61_74  # pg_advisory_lock key of the schema creation
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS ssm_matches (
         id uuid PRIMARY KEY,
-        created_at timestamptz NOT NULL DEFAULT now(),
+        created_at timestamptz NOT NULL,
         version text NOT NULL,
         slot text NOT NULL,
         candidate_id text NOT NULL,
@@ -52,7 +61,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS ssm_matches_version_slot_idx ON ssm_matches (version, slot, created_at)",
     """CREATE TABLE IF NOT EXISTS ssm_feedback (
         id uuid PRIMARY KEY,
-        created_at timestamptz NOT NULL DEFAULT now(),
+        created_at timestamptz NOT NULL,
         version text NOT NULL,
         slot text NOT NULL,
         candidate_id text NOT NULL,
@@ -61,14 +70,20 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS ssm_feedback_version_slot_idx ON ssm_feedback (version, slot, created_at)",
 )
-INSERT_MATCH = (
-    "INSERT INTO ssm_matches (id, version, slot, candidate_id, request_hash, cached, top_offer_id, matches)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (id) DO NOTHING"
+# created_at is the request's time (set by the service), not the insert's.
+INSERT_MATCHES = (
+    "INSERT INTO ssm_matches (id, created_at, version, slot, candidate_id, request_hash, cached, top_offer_id,"
+    " matches) VALUES {rows} ON CONFLICT (id) DO NOTHING"
 )
+MATCH_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
 INSERT_FEEDBACK = (
-    "INSERT INTO ssm_feedback (id, version, slot, candidate_id, offer_id, correct)"
-    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
+    "INSERT INTO ssm_feedback (id, created_at, version, slot, candidate_id, offer_id, correct)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING"
 )
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 class DatabaseUnavailable(Exception):
@@ -77,6 +92,10 @@ class DatabaseUnavailable(Exception):
 
 class QueryFailed(Exception):
     """The database answered with an error (permissions, missing table...) or the pool is busy."""
+
+
+class PoolBusy(QueryFailed):
+    """Every pooled connection stayed in use for the whole connect timeout."""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -125,41 +144,85 @@ class Database:
         self.circuit = Circuit(RETRY_AFTER_S)
         self.health = CachedProbe(self._probe_health, HEALTH_TTL_S)
         metrics.enable_database(OPERATIONS)
+        self._matches: queue.Queue = queue.Queue(MATCH_QUEUE_SIZE)
+        self._writer = threading.Thread(target=self._write_matches, name="ssm-database-writer", daemon=True)
+        self._writer.start()
 
     # ------------------------------------------------------------------ public
     def record_match(self, candidate_id: str, request_hash: str, cached: bool, matches: list[dict]) -> None:
+        """Queue a match record for the writer thread (never blocks; a full queue drops it, counted)."""
         top = matches[0]["offer_id"] if matches else None
-        self._guarded("insert_match", INSERT_MATCH, (
-            str(uuid.uuid4()), self.version, self.slot, candidate_id, request_hash, cached, top,
-            json.dumps(matches, separators=(",", ":"))))
+        row = (str(uuid.uuid4()), _now(), self.version, self.slot, candidate_id, request_hash, cached, top,
+               json.dumps(matches, separators=(",", ":")))
+        try:
+            self._matches.put_nowait(row)
+        except queue.Full:
+            self._metrics.record_database_error("insert_match")
 
     def record_feedback(self, candidate_id: str, offer_id: str, correct: bool) -> None:
-        self._guarded("insert_feedback", INSERT_FEEDBACK, (
-            str(uuid.uuid4()), self.version, self.slot, candidate_id, offer_id, correct))
+        """Store a feedback now; raises DatabaseUnavailable / QueryFailed when it was not stored."""
+        row = (str(uuid.uuid4()), _now(), self.version, self.slot, candidate_id, offer_id, correct)
+        self._guarded("insert_feedback", INSERT_FEEDBACK, row)
 
     def state(self) -> str:
         """ok | unreachable, probed at most every HEALTH_TTL_S seconds."""
         return self.health.get()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Write the queued match records (for up to ``timeout`` s), then close the connections."""
+        try:
+            self._matches.put(None, timeout=timeout)
+        except queue.Full:
+            pass
+        self._writer.join(timeout)
         self._drop_idle()
 
+    def _write_matches(self) -> None:
+        while True:
+            row = self._matches.get()
+            if row is None:
+                return
+            batch = [row]
+            stop = False
+            while len(batch) < MATCH_BATCH:
+                try:
+                    row = self._matches.get_nowait()
+                except queue.Empty:
+                    break
+                if row is None:
+                    stop = True
+                    break
+                batch.append(row)
+            sql = INSERT_MATCHES.format(rows=", ".join([MATCH_ROW] * len(batch)))
+            params = [value for row in batch for value in row]
+            try:
+                self._guarded("insert_match", sql, params, rows=len(batch))
+            except (DatabaseUnavailable, QueryFailed):
+                pass  # counted; match records are best effort
+            except Exception as exc:  # pragma: no cover - keep the writer alive whatever happens
+                self._metrics.record_database_error("insert_match")
+                self._log(f"match records not written: {_first_line(exc)}")
+            if stop:
+                return
+
     # ------------------------------------------------------------------ internals
-    def _guarded(self, operation: str, sql: str, params=None) -> None:
-        """Run one statement through the circuit; count and re-raise failures."""
+    def _guarded(self, operation: str, sql: str, params=None, rows: int = 1) -> None:
+        """Run one statement through the circuit; count (``rows`` records lost) and re-raise failures."""
         if not self.circuit.closed:
             self._maybe_probe()
-            self._metrics.record_database_error(operation)
+            self._metrics.record_database_error(operation, rows)
             raise DatabaseUnavailable(f"database unreachable (backing off): {self.circuit.last_error}")
         try:
             self._execute(operation, sql, params)
         except DatabaseUnavailable as exc:
-            self._metrics.record_database_error(operation)
+            self._metrics.record_database_error(operation, rows)
             if self.circuit.failed(str(exc)):
                 self._log(f"database {self.endpoint} unreachable, backing off: {exc}")
             raise
-        except QueryFailed:
-            self._metrics.record_database_error(operation)
+        except QueryFailed as exc:
+            self._metrics.record_database_error(operation, rows)
+            if operation != "probe":
+                self._log(f"{operation} failed: {exc}")
             raise
 
     def _probe_health(self) -> str:
@@ -168,9 +231,15 @@ class Database:
             return UNREACHABLE
         try:
             self._guarded("probe", "SELECT 1")
+        except PoolBusy:
+            return OK  # every connection is in use: the database is reachable, just busy
         except (DatabaseUnavailable, QueryFailed):
             return UNREACHABLE
         return OK
+
+    def warm_up(self) -> None:
+        """Connect (creating the tables) in the background, so they exist as soon as the service starts."""
+        threading.Thread(target=self.state, name="ssm-database-warm-up", daemon=True).start()
 
     def _maybe_probe(self) -> None:
         if self.circuit.claim_probe():
@@ -191,7 +260,7 @@ class Database:
     def _execute(self, operation: str, sql: str, params=None) -> None:
         """Run ``sql``; on a broken connection drop the idle pool and retry once."""
         if not self._slots.acquire(timeout=self._acquire_timeout):
-            raise QueryFailed("all database connections are busy")
+            raise PoolBusy("all database connections are busy")
         try:
             for attempt in (1, 2):
                 conn = None

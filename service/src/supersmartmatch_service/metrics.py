@@ -52,9 +52,10 @@ class Metrics:
         with self._lock:
             self._cache[result] += 1
 
-    def record_database_error(self, operation: str) -> None:
+    def record_database_error(self, operation: str, count: int = 1) -> None:
+        """``count`` failed (or skipped) database operations / records not written."""
         with self._lock:
-            self._database_errors[operation] = self._database_errors.get(operation, 0) + 1
+            self._database_errors[operation] = self._database_errors.get(operation, 0) + count
 
     def cache_counts(self) -> dict[str, int]:
         with self._lock:

@@ -142,11 +142,8 @@ class App:
             matches = matching.rank(candidate, offers, degraded=cfg.fault_degraded)
             if self.cache is not None:
                 self.cache.set(key, {"matches": matches})
-        if self.database is not None:
-            try:
-                self.database.record_match(candidate.id, request_digest(request), hit, matches)
-            except (DatabaseUnavailable, QueryFailed):
-                pass  # counted in ssm_database_errors_total; the answer does not depend on it
+        if self.database is not None:  # queued, written in the background: the answer never waits for it
+            self.database.record_match(candidate.id, request_digest(request), hit, matches)
         return 200, {
             "candidate_id": candidate.id,
             "matches": matches,
@@ -164,8 +161,7 @@ class App:
                 self.database.record_feedback(candidate_id, offer_id, correct)
             except DatabaseUnavailable:
                 raise HTTPError(503, "database unreachable, feedback not stored: retry later") from None
-            except QueryFailed as exc:
-                print(f"supersmartmatch-service: feedback not stored: {exc}", file=sys.stderr, flush=True)
+            except QueryFailed:  # logged by the database layer
                 raise HTTPError(500, "feedback not stored") from None
         self.metrics.record_feedback(correct)
         return 202, {"accepted": True, "candidate_id": candidate_id, "offer_id": offer_id,
@@ -310,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     print(f"{prog}: version {config.version} slot {config.slot} listening on {server.url}", file=sys.stderr, flush=True)
     if server.app.database is not None:
+        server.app.database.warm_up()
         print(f"{prog}: storing matches and feedback in {server.app.database.endpoint}"
               f" (sslmode {config.database_sslmode})", file=sys.stderr, flush=True)
     if server.app.cache is not None:
