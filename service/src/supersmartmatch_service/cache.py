@@ -13,9 +13,12 @@ whether to use it again, so no request pays a timeout while the cache is down
 timeouts).
 
 Key: ``ssm:match:<version>:<sha256>`` where the digest covers the release
-version, the ranking variant (the degraded fault reverses it) and the
-canonical JSON of the validated request body (key order and whitespace do not
-matter). Blue and green share entries only when they run the same version.
+version, the ranking variant (the degraded fault reverses it) and the raw
+request body. A hit is answered without even parsing the body: an entry only
+exists for a body that was valid (validation and ranking are deterministic),
+so the cached answer is exactly what the service would compute. Bodies that
+differ in formatting only are distinct entries (a miss, never a wrong answer).
+Blue and green share entries only when they run the same version.
 """
 from __future__ import annotations
 
@@ -35,16 +38,16 @@ def canonical_json(value) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def request_digest(body) -> str:
-    """sha256 of the canonical JSON of a (parsed) request body."""
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+def request_digest(body: bytes) -> str:
+    """sha256 (hex) of a raw request body."""
+    return hashlib.sha256(body).hexdigest()
 
 
-def cache_key(version: str, body, *, degraded: bool = False) -> str:
-    """Cache key of a match request: depends on version, variant and body content only."""
+def cache_key(version: str, body: bytes, *, degraded: bool = False) -> str:
+    """Cache key of a match request: depends on version, variant and the raw body only."""
     digest = hashlib.sha256()
     digest.update(f"{version}\0{'degraded' if degraded else 'normal'}\0".encode())
-    digest.update(canonical_json(body))
+    digest.update(body)
     return f"{KEY_PREFIX}{version}:{digest.hexdigest()}"
 
 

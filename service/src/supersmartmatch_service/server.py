@@ -126,26 +126,29 @@ class App:
             time.sleep(cfg.fault_latency_ms / 1000)
         if cfg.fault_error_rate and random.random() < cfg.fault_error_rate:
             raise HTTPError(500, "injected fault")
-        request = _json_body(body)
-        try:
-            candidate, offers = matching.parse_match_request(request)
-        except matching.ValidationError as exc:
-            raise HTTPError(400, str(exc)) from None
-        matches = None
+        cached = None
         if self.cache is not None:
-            key = cache_key(cfg.version, request, degraded=cfg.fault_degraded)
+            # Entries exist only for valid bodies (see cache.py): a hit skips parsing and ranking.
+            key = cache_key(cfg.version, body, degraded=cfg.fault_degraded)
             cached = self.cache.get(key)
-            if isinstance(cached, dict) and isinstance(cached.get("matches"), list):
-                matches = cached["matches"]
-        hit = matches is not None
-        if not hit:
+            if not (isinstance(cached, dict) and isinstance(cached.get("candidate_id"), str)
+                    and isinstance(cached.get("matches"), list)):
+                cached = None
+        if cached is not None:
+            candidate_id, matches = cached["candidate_id"], cached["matches"]
+        else:
+            try:
+                candidate, offers = matching.parse_match_request(_json_body(body))
+            except matching.ValidationError as exc:
+                raise HTTPError(400, str(exc)) from None
+            candidate_id = candidate.id
             matches = matching.rank(candidate, offers, degraded=cfg.fault_degraded)
             if self.cache is not None:
-                self.cache.set(key, {"matches": matches})
+                self.cache.set(key, {"candidate_id": candidate_id, "matches": matches})
         if self.database is not None:  # queued, written in the background: the answer never waits for it
-            self.database.record_match(candidate.id, request_digest(request), hit, matches)
+            self.database.record_match(candidate_id, request_digest(body), cached is not None, matches)
         return 200, {
-            "candidate_id": candidate.id,
+            "candidate_id": candidate_id,
             "matches": matches,
             "version": cfg.version,
             "slot": cfg.slot,

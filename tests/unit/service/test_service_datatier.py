@@ -3,6 +3,9 @@
 The real PostgreSQL / Redis Cluster behaviour is tested in
 tests/integration/test_service_data_tier.py.
 """
+import hashlib
+import json
+import re
 import sys
 
 import pytest
@@ -93,18 +96,21 @@ def test_unreadable_password_file_is_refused_at_start(tmp_path):
 
 
 # --------------------------------------------------------------------------- cache key
-def test_cache_key_ignores_key_order_and_whitespace():
-    reordered = {"offers": BODY["offers"], "candidate": dict(reversed(list(BODY["candidate"].items())))}
-    assert cache_key("1.0.0", BODY) == cache_key("1.0.0", reordered)
-    assert cache_key("1.0.0", BODY).startswith("ssm:match:1.0.0:")
-    assert request_digest(BODY) == request_digest(reordered)
+RAW = json.dumps(BODY).encode()
 
 
-def test_cache_key_depends_on_version_variant_and_content():
-    other = {**BODY, "offers": [{**BODY["offers"][0], "id": "p"}]}
-    keys = {cache_key("1.0.0", BODY), cache_key("2.0.0", BODY), cache_key("1.0.0", BODY, degraded=True),
-            cache_key("1.0.0", other)}
-    assert len(keys) == 4
+def test_cache_key_is_stable_and_names_the_version():
+    assert cache_key("1.0.0", RAW) == cache_key("1.0.0", json.dumps(BODY).encode())
+    assert re.fullmatch(r"ssm:match:1\.0\.0:[0-9a-f]{64}", cache_key("1.0.0", RAW))
+    assert request_digest(RAW) == hashlib.sha256(RAW).hexdigest()
+
+
+def test_cache_key_depends_on_version_variant_and_body():
+    other = json.dumps({**BODY, "offers": [{**BODY["offers"][0], "id": "p"}]}).encode()
+    reformatted = json.dumps(BODY, indent=1).encode()  # same content, other bytes: a distinct (never wrong) entry
+    keys = {cache_key("1.0.0", RAW), cache_key("2.0.0", RAW), cache_key("1.0.0", RAW, degraded=True),
+            cache_key("1.0.0", other), cache_key("1.0.0", reformatted)}
+    assert len(keys) == 5
 
 
 # --------------------------------------------------------------------------- back-off
