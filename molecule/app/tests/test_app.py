@@ -17,7 +17,10 @@ def test_unit_running_and_enabled(host, slot, port, version):
 def test_health_reports_release(host, slot, port, version):
     out = host.check_output(f"curl -sf http://127.0.0.1:{port}/health")
     health = json.loads(out)
-    assert health == {"status": "ok", "version": version, "slot": slot, "up": 1}
+    expected = {"status": "ok", "version": version, "slot": slot, "up": 1}
+    if slot == "green":  # deployed with app_database and app_cache
+        expected.update(database="ok", cache="ok")
+    assert health == expected
 
 
 @pytest.mark.parametrize("slot,port,version", SLOTS)
@@ -49,3 +52,51 @@ def test_releases_installed(host):
             f"{python} -c \"import importlib.metadata as m; print(m.version('supersmartmatch_service'))\"")
         assert out == version
         assert host.file(f"/opt/supersmartmatch/artifacts/supersmartmatch_service-{version}-py3-none-any.whl").exists
+
+
+def test_data_tier_secrets_only_in_password_files(host):
+    env = host.file("/etc/supersmartmatch/green.env")
+    assert env.contains("^SSM_DATABASE_HOST=127.0.0.1$")
+    assert env.contains("^SSM_DATABASE_PASSWORD_FILE=/etc/supersmartmatch/green-database.password$")
+    assert env.contains("^SSM_CACHE_NODES=127.0.0.1:7000$")
+    assert env.contains("^SSM_CACHE_PASSWORD_FILE=/etc/supersmartmatch/green-cache.password$")
+    assert env.contains("^SSM_CACHE_TTL=120$")
+    assert not env.contains("secret")
+    assert not host.file("/etc/supersmartmatch/blue.env").contains("SSM_DATABASE")
+    for name, secret in (("database", "molecule-db-secret"), ("cache", "molecule-cache-secret")):
+        pw = host.file(f"/etc/supersmartmatch/green-{name}.password")
+        assert (pw.user, pw.group, pw.mode) == ("root", "supersmartmatch", 0o640)
+        assert pw.content_string.strip() == secret
+    assert not host.file("/etc/supersmartmatch/blue-database.password").exists
+    unit = host.file("/etc/systemd/system/supersmartmatch-green.service")
+    assert not unit.contains("secret")
+    pid = host.check_output("systemctl show -p MainPID --value supersmartmatch-green.service")
+    assert "secret" not in host.check_output(f"ps -o args= -p {pid}")
+
+
+def test_green_venv_sees_the_system_drivers(host):
+    assert host.file("/opt/supersmartmatch/releases/2.0.0/pyvenv.cfg").contains("^include-system-site-packages = true$")
+    assert host.file("/opt/supersmartmatch/releases/1.0.0/pyvenv.cfg").contains("^include-system-site-packages = false$")
+    host.run_test("/opt/supersmartmatch/releases/2.0.0/bin/python -c 'import psycopg2, redis.cluster'")
+
+
+def test_green_stores_feedback_and_caches_matches(host):
+    case = json.dumps({"candidate": {"id": "molecule-cand", "skills": ["python"], "experience_years": 3,
+                                     "location": "paris"},
+                       "offers": [{"id": "o1", "required_skills": ["python"], "min_experience": 1,
+                                   "location": "paris"}]})
+    for _attempt in range(2):
+        host.check_output(f"curl -sf -H 'Content-Type: application/json' -d '{case}' http://127.0.0.1:5070/api/v2/match")
+    feedback = json.dumps({"candidate_id": "molecule-cand", "offer_id": "o1", "correct": True})
+    host.check_output(f"curl -sf -d '{feedback}' http://127.0.0.1:5070/api/v2/feedback")
+    count = host.check_output("runuser -u postgres -- psql -tA -d supersmartmatch -c "
+                              "\"SELECT count(*) FROM ssm_feedback WHERE candidate_id = 'molecule-cand' AND slot = 'green'\"")
+    assert int(count) >= 1
+    # match records are written by a background writer: allow it a few seconds
+    cached = host.check_output(
+        "for i in $(seq 1 50); do n=$(runuser -u postgres -- psql -tA -d supersmartmatch -c "
+        "\"SELECT count(*) FROM ssm_matches WHERE candidate_id = 'molecule-cand' AND cached\"); "
+        "[ \"$n\" -ge 1 ] && break; sleep 0.1; done; echo $n")
+    assert int(cached) >= 1
+    metrics = host.check_output("curl -sf http://127.0.0.1:5070/metrics")
+    assert 'ssm_cache_requests_total{version="2.0.0",slot="green",result="hit"}' in metrics

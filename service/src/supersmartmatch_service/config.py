@@ -14,6 +14,28 @@ SSM_FAULT_UNHEALTHY    0          1: /health answers 503 "unhealthy"
 SSM_ACCESS_LOG         0          1: log every request on stderr
 =====================  =========  ==============================================
 
+Optional data tier (both off unless their first variable is set; see
+``database.py`` and ``cache.py``). Secrets are only ever read from files:
+
+=============================  ===============  ===============================
+Variable                       Default          Meaning
+=============================  ===============  ===============================
+SSM_DATABASE_HOST              (empty: off)     PostgreSQL host (HAProxy endpoint)
+SSM_DATABASE_PORT              5000             its port
+SSM_DATABASE_NAME              supersmartmatch  database
+SSM_DATABASE_USER              supersmartmatch  role
+SSM_DATABASE_PASSWORD_FILE     (empty: none)    file holding the role's password
+SSM_DATABASE_SSLMODE           require          libpq sslmode
+SSM_DATABASE_SSLROOTCERT       (empty)          CA bundle (verify-ca/verify-full)
+SSM_DATABASE_CONNECT_TIMEOUT   3                seconds (2..60)
+SSM_DATABASE_POOL_SIZE         4                connections at most (1..64)
+SSM_CACHE_NODES                (empty: off)     Redis Cluster seeds, host:port,...
+SSM_CACHE_PASSWORD_FILE        (empty: none)    file holding requirepass
+SSM_CACHE_TTL                  300              seconds a cached match lives
+SSM_CACHE_TIMEOUT_MS           250              Redis socket/connect timeout
+SSM_CACHE_RETRY_S              5                back-off after a cache error
+=============================  ===============  ===============================
+
 Booleans accept 1/0, true/false, yes/no, on/off.
 """
 from __future__ import annotations
@@ -29,6 +51,9 @@ MAX_LATENCY_MS = 60_000
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.$-]{0,62}$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
 class ConfigError(ValueError):
@@ -54,6 +79,29 @@ class Config:
     fault_degraded: bool = False
     fault_unhealthy: bool = False
     access_log: bool = False
+    # optional data tier: empty database_host / cache_nodes = disabled
+    database_host: str = ""
+    database_port: int = 5000
+    database_name: str = "supersmartmatch"
+    database_user: str = "supersmartmatch"
+    database_password_file: str = ""
+    database_sslmode: str = "require"
+    database_sslrootcert: str = ""
+    database_connect_timeout: int = 3
+    database_pool_size: int = 4
+    cache_nodes: tuple[tuple[str, int], ...] = ()
+    cache_password_file: str = ""
+    cache_ttl: int = 300
+    cache_timeout_ms: int = 250
+    cache_retry_s: int = 5
+
+    @property
+    def database_enabled(self) -> bool:
+        return bool(self.database_host)
+
+    @property
+    def cache_enabled(self) -> bool:
+        return bool(self.cache_nodes)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Config":
@@ -101,6 +149,26 @@ class Config:
         if not 0.0 <= rate <= 1.0:  # also rejects nan
             errors.append(f"SSM_FAULT_ERROR_RATE must be a number in 0.0..1.0, got {raw_rate!r}")
             rate = 0.0
+        db_host = get("SSM_DATABASE_HOST", "")
+        if db_host and not _HOST_RE.match(db_host):
+            errors.append(f"SSM_DATABASE_HOST must be a host name or address, got {db_host!r}")
+        db_port = integer("SSM_DATABASE_PORT", 5000, 1, 65535)
+        db_name = get("SSM_DATABASE_NAME", "supersmartmatch")
+        db_user = get("SSM_DATABASE_USER", "supersmartmatch")
+        for name, value in (("SSM_DATABASE_NAME", db_name), ("SSM_DATABASE_USER", db_user)):
+            if not _NAME_RE.match(value):
+                errors.append(f"{name} must be a PostgreSQL identifier, got {value!r}")
+        sslmode = get("SSM_DATABASE_SSLMODE", "require")
+        if sslmode not in SSLMODES:
+            errors.append(f"SSM_DATABASE_SSLMODE must be one of {'|'.join(SSLMODES)}, got {sslmode!r}")
+        cache_nodes = []
+        raw_nodes = get("SSM_CACHE_NODES", "")
+        for item in filter(None, (n.strip() for n in raw_nodes.split(","))):
+            node = parse_node(item)
+            if node is None:
+                errors.append(f"SSM_CACHE_NODES must be host:port[,host:port...], got {item!r}")
+            else:
+                cache_nodes.append(node)
         config = cls(
             port=port,
             bind=bind,
@@ -111,7 +179,31 @@ class Config:
             fault_degraded=boolean("SSM_FAULT_DEGRADED"),
             fault_unhealthy=boolean("SSM_FAULT_UNHEALTHY"),
             access_log=boolean("SSM_ACCESS_LOG"),
+            database_host=db_host,
+            database_port=db_port,
+            database_name=db_name,
+            database_user=db_user,
+            database_password_file=get("SSM_DATABASE_PASSWORD_FILE", ""),
+            database_sslmode=sslmode,
+            database_sslrootcert=get("SSM_DATABASE_SSLROOTCERT", ""),
+            database_connect_timeout=integer("SSM_DATABASE_CONNECT_TIMEOUT", 3, 2, 60),
+            database_pool_size=integer("SSM_DATABASE_POOL_SIZE", 4, 1, 64),
+            cache_nodes=tuple(cache_nodes),
+            cache_password_file=get("SSM_CACHE_PASSWORD_FILE", ""),
+            cache_ttl=integer("SSM_CACHE_TTL", 300, 1, 86400),
+            cache_timeout_ms=integer("SSM_CACHE_TIMEOUT_MS", 250, 10, 10000),
+            cache_retry_s=integer("SSM_CACHE_RETRY_S", 5, 1, 300),
         )
         if errors:
             raise ConfigError("; ".join(errors))
         return config
+
+
+def parse_node(text: str) -> tuple[str, int] | None:
+    """``host:port`` or ``[v6]:port`` -> (host, port); None when malformed."""
+    host, sep, port = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not _HOST_RE.match(host) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    return host, int(port)

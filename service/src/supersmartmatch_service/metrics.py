@@ -5,6 +5,7 @@ import threading
 from collections import defaultdict
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CACHE_RESULTS = ("hit", "miss", "error")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 2.5, 5)
 
 
@@ -34,6 +35,35 @@ class Metrics:
         # (path, status) -> [per-bucket counts (non cumulative) + overflow, sum, count]
         self._durations: dict[tuple[str, str], list] = {}
         self._feedback = {"hit": 0, "miss": 0}
+        # data tier series exist only when that tier is configured (None: not rendered)
+        self._cache: dict[str, int] | None = None
+        self._database_errors: dict[str, int] | None = None
+
+    def enable_cache(self) -> None:
+        with self._lock:
+            self._cache = dict.fromkeys(CACHE_RESULTS, 0)
+
+    def enable_database(self, operations) -> None:
+        with self._lock:
+            self._database_errors = dict.fromkeys(operations, 0)
+
+    def record_cache(self, result: str) -> None:
+        """One cache request: hit, miss or error (failed, or skipped while backing off)."""
+        with self._lock:
+            self._cache[result] += 1
+
+    def record_database_error(self, operation: str, count: int = 1) -> None:
+        """``count`` failed (or skipped) database operations / records not written."""
+        with self._lock:
+            self._database_errors[operation] = self._database_errors.get(operation, 0) + count
+
+    def cache_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._cache or {})
+
+    def database_error_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._database_errors or {})
 
     def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
         status_s = str(status)
@@ -59,6 +89,8 @@ class Metrics:
             requests = sorted(self._requests.items())
             durations = sorted((k, (list(v[0]), v[1], v[2])) for k, v in self._durations.items())
             feedback = dict(self._feedback)
+            cache = None if self._cache is None else dict(self._cache)
+            database_errors = None if self._database_errors is None else sorted(self._database_errors.items())
         out = [
             "# HELP ssm_http_requests_total HTTP requests handled.",
             "# TYPE ssm_http_requests_total counter",
@@ -84,6 +116,20 @@ class Metrics:
         ]
         for outcome in ("hit", "miss"):
             out.append(f"ssm_feedback_total{_labels(const + (('outcome', outcome),))} {feedback[outcome]}")
+        if cache is not None:
+            out += [
+                "# HELP ssm_cache_requests_total Match cache requests, by result (error: failed or skipped while backing off).",
+                "# TYPE ssm_cache_requests_total counter",
+            ]
+            for result in CACHE_RESULTS:
+                out.append(f"ssm_cache_requests_total{_labels(const + (('result', result),))} {cache[result]}")
+        if database_errors is not None:
+            out += [
+                "# HELP ssm_database_errors_total Failed (or skipped, while backing off) database operations.",
+                "# TYPE ssm_database_errors_total counter",
+            ]
+            for operation, value in database_errors:
+                out.append(f"ssm_database_errors_total{_labels(const + (('operation', operation),))} {value}")
         out += [
             "# HELP ssm_build_info Build information.",
             "# TYPE ssm_build_info gauge",

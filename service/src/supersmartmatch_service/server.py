@@ -3,6 +3,13 @@
 Endpoints: ``POST /api/v2/match``, ``POST /api/v2/feedback``, ``GET /health``,
 ``GET /metrics``. All answers are JSON (metrics: Prometheus text) and carry the
 ``X-SSM-Version`` and ``X-SSM-Slot`` headers. HTTP/1.1 with keep-alive.
+
+Optional data tier (off unless configured, see config.py): matches and
+feedback are stored in PostgreSQL (database.py) and match results cached in a
+Redis Cluster (cache.py). When either is configured /health also reports
+``database`` and ``cache`` (ok | unreachable | disabled): an unreachable
+database makes it 503 "unhealthy" (feedback cannot be stored, it answers 503
+too), an unreachable cache only "degraded" (200; matches are computed).
 """
 from __future__ import annotations
 
@@ -21,7 +28,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from . import matching
+from .cache import MatchCache, cache_key, request_digest
 from .config import Config, ConfigError
+from .database import Database, DatabaseUnavailable, QueryFailed
+from .datatier import DISABLED, DataTierError, compose_health
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 
@@ -56,6 +66,10 @@ class App:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.metrics = Metrics(config.version, config.slot)
+        # Both stay None (and the service stdlib-only) unless configured; they
+        # raise DataTierError when configured but unusable (driver, secret).
+        self.database = Database(config, self.metrics) if config.database_enabled else None
+        self.cache = MatchCache(config, self.metrics) if config.cache_enabled else None
         self._active = 0
         self._idle = threading.Condition()
 
@@ -75,6 +89,12 @@ class App:
         with self._idle:
             return self._idle.wait_for(lambda: self._active == 0, timeout)
 
+    def close(self) -> None:
+        """Release data tier connections (after the last request)."""
+        for dependency in (self.database, self.cache):
+            if dependency is not None:
+                dependency.close()
+
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, object, str]:
         """Return (status, payload, content type); payload is a str for metrics."""
         allowed = ROUTES.get(path)
@@ -83,9 +103,14 @@ class App:
         if method not in allowed:
             raise HTTPError(405, f"method {method} not allowed", allowed=list(allowed))
         if path == "/health":
-            if self.config.fault_unhealthy:
-                return 503, self._health("unhealthy", 0), JSON_TYPE
-            return 200, self._health("ok", 1), JSON_TYPE
+            if self.database is None and self.cache is None:
+                if self.config.fault_unhealthy:
+                    return 503, self._health("unhealthy", 0), JSON_TYPE
+                return 200, self._health("ok", 1), JSON_TYPE
+            database = self.database.state() if self.database else DISABLED
+            cache = self.cache.state() if self.cache else DISABLED
+            code, status, up = compose_health(self.config.fault_unhealthy, database, cache)
+            return code, {**self._health(status, up), "database": database, "cache": cache}, JSON_TYPE
         if path == "/metrics":
             return 200, self.metrics.render(), METRICS_CONTENT_TYPE
         if path == "/api/v2/match":
@@ -101,13 +126,30 @@ class App:
             time.sleep(cfg.fault_latency_ms / 1000)
         if cfg.fault_error_rate and random.random() < cfg.fault_error_rate:
             raise HTTPError(500, "injected fault")
-        try:
-            candidate, offers = matching.parse_match_request(_json_body(body))
-        except matching.ValidationError as exc:
-            raise HTTPError(400, str(exc)) from None
+        cached = None
+        if self.cache is not None:
+            # Entries exist only for valid bodies (see cache.py): a hit skips parsing and ranking.
+            key = cache_key(cfg.version, body, degraded=cfg.fault_degraded)
+            cached = self.cache.get(key)
+            if not (isinstance(cached, dict) and isinstance(cached.get("candidate_id"), str)
+                    and isinstance(cached.get("matches"), list)):
+                cached = None
+        if cached is not None:
+            candidate_id, matches = cached["candidate_id"], cached["matches"]
+        else:
+            try:
+                candidate, offers = matching.parse_match_request(_json_body(body))
+            except matching.ValidationError as exc:
+                raise HTTPError(400, str(exc)) from None
+            candidate_id = candidate.id
+            matches = matching.rank(candidate, offers, degraded=cfg.fault_degraded)
+            if self.cache is not None:
+                self.cache.set(key, {"candidate_id": candidate_id, "matches": matches})
+        if self.database is not None:  # queued, written in the background: the answer never waits for it
+            self.database.record_match(candidate_id, request_digest(body), cached is not None, matches)
         return 200, {
-            "candidate_id": candidate.id,
-            "matches": matching.rank(candidate, offers, degraded=cfg.fault_degraded),
+            "candidate_id": candidate_id,
+            "matches": matches,
             "version": cfg.version,
             "slot": cfg.slot,
         }, JSON_TYPE
@@ -117,6 +159,13 @@ class App:
             candidate_id, offer_id, correct = matching.parse_feedback(_json_body(body))
         except matching.ValidationError as exc:
             raise HTTPError(400, str(exc)) from None
+        if self.database is not None:
+            try:
+                self.database.record_feedback(candidate_id, offer_id, correct)
+            except DatabaseUnavailable:
+                raise HTTPError(503, "database unreachable, feedback not stored: retry later") from None
+            except QueryFailed:  # logged by the database layer
+                raise HTTPError(500, "feedback not stored") from None
         self.metrics.record_feedback(correct)
         return 202, {"accepted": True, "candidate_id": candidate_id, "offer_id": offer_id,
                      "version": self.config.version, "slot": self.config.slot}, JSON_TYPE
@@ -228,6 +277,7 @@ def running_server(config: Config):
         server.shutdown()
         server.server_close()
         thread.join(5)
+        server.app.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         server = SSMServer(config)
+    except DataTierError as exc:
+        print(f"{prog}: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"{prog}: cannot listen on {config.bind}:{config.port}: {exc}", file=sys.stderr)
         return 1
@@ -255,10 +308,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"{prog}: version {config.version} slot {config.slot} listening on {server.url}", file=sys.stderr, flush=True)
+    if server.app.database is not None:
+        server.app.database.warm_up()
+        print(f"{prog}: storing matches and feedback in {server.app.database.endpoint}"
+              f" (sslmode {config.database_sslmode})", file=sys.stderr, flush=True)
+    if server.app.cache is not None:
+        nodes = ",".join(f"{h}:{p}" for h, p in config.cache_nodes)
+        print(f"{prog}: caching matches in Redis Cluster {nodes} (ttl {config.cache_ttl}s)", file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
         server.app.wait_idle(SHUTDOWN_GRACE_S)  # let in-flight requests finish
         server.server_close()
+        server.app.close()
     print(f"{prog}: stopped", file=sys.stderr, flush=True)
     return 0
