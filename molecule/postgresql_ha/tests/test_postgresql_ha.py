@@ -7,6 +7,7 @@ never in argv). The failover test runs last (tests run in file order).
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -205,6 +206,23 @@ def test_read_only_endpoint_reaches_a_replica(leader):
         in_recovery, server = proc.stdout.strip().split("|")
         assert in_recovery == "t"
         assert server != address(leader)
+
+
+def test_leftovers_of_another_cluster_are_refused():
+    """refusals.yml: an etcd member or a data directory that does not match is refused, nothing changes."""
+    project = os.environ["MOLECULE_PROJECT_DIRECTORY"]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(project, ".collections"),
+               ANSIBLE_CONFIG=os.path.join(project, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    proc = subprocess.run([playbook, "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+                           os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "refusals.yml")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    assert "rescued=2" in out, out[-3000:]
+    for secret in ("molecule-superuser-secret", "molecule-replication-secret", "molecule-restapi-secret",
+                   "molecule-app-secret"):
+        assert secret not in out
 
 
 def _write(client, note):
