@@ -285,6 +285,7 @@ def validate_params(params, compile_expr=None):
         error_retry_interval=_number_param(params, 'error_retry_interval', 0),
         timeout=_number_param(params, 'timeout', 0, strict=True),
         on_no_data=on_no_data,
+        start_at=None if params.get('start_at') is None else _number_param(params, 'start_at', 0),
     )
     last_round = settings['interval'] * (settings['count'] - 1)
     for check in normalized:
@@ -610,7 +611,7 @@ def measure(check, fetch_value, on_no_data, timestamp):
 
 def run_gate(checks, fetch_value, count=1, interval=60.0, initial_delay=0.0, failure_limit=0,
              consecutive_error_limit=4, error_retry_interval=10.0, on_no_data='inconclusive',
-             sleep=time.sleep, clock=time.monotonic, now=time.time):
+             sleep=time.sleep, clock=time.monotonic, now=time.time, start_at=None):
     """Measure ``checks`` ``count`` times and return the verdict.
 
     Timing: wait ``initial_delay``, then take sample rounds; a round measures
@@ -639,8 +640,11 @@ def run_gate(checks, fetch_value, count=1, interval=60.0, initial_delay=0.0, fai
     decided = None
     skipped = False
     samples = 0
-    if initial_delay > 0:
-        sleep(initial_delay)
+    # start_at (epoch seconds) anchors the first round to an event, however
+    # late the gate itself started; the later of the two waits wins
+    delay = max(initial_delay, (start_at - now()) if start_at is not None else 0)
+    if delay > 0:
+        sleep(delay)
     started = clock()
     next_at = None
     for sample in range(1, count + 1):

@@ -142,6 +142,13 @@ options:
     description: Seconds to wait before the first measurement (>= 0).
     type: float
     default: 0
+  start_at:
+    description:
+      - Time (seconds since the epoch, on the clock of the host running the module) before
+        which the first round is not taken; with O(initial_delay), the later of the two.
+      - Anchors the gate to an event, such as the traffic shift of a canary, however long the
+        task took to start (module transfer, C(async) start-up).
+    type: float
   failure_limit:
     description: Failed measurements tolerated per check; the gate fails when a check has more (C(failed > failure_limit)).
     type: int
@@ -317,6 +324,7 @@ def argument_spec():
         count=dict(type='int', default=1),
         interval=dict(type='float', default=60.0),
         initial_delay=dict(type='float', default=0.0),
+        start_at=dict(type='float'),
         failure_limit=dict(type='int', default=0),
         consecutive_error_limit=dict(type='int', default=4),
         error_retry_interval=dict(type='float', default=10.0),
@@ -367,7 +375,8 @@ def main():
         settings['checks'], fetch_value, count=settings['count'], interval=settings['interval'],
         initial_delay=settings['initial_delay'], failure_limit=settings['failure_limit'],
         consecutive_error_limit=settings['consecutive_error_limit'],
-        error_retry_interval=settings['error_retry_interval'], on_no_data=settings['on_no_data'])
+        error_retry_interval=settings['error_retry_interval'], on_no_data=settings['on_no_data'],
+        start_at=settings['start_at'])
     message = mg.gate_message(
         result, settings['checks'], name=params['name'], labels=params['labels'],
         failure_limit=settings['failure_limit'], consecutive_error_limit=settings['consecutive_error_limit'],

@@ -404,6 +404,28 @@ def test_per_check_initial_delay_counts_from_the_first_round_not_from_the_gate_d
     assert fake.sleeps == pytest.approx([30, 10])
 
 
+@pytest.mark.parametrize('start_in, initial_delay, sleeps', [
+    (25, 0, [25, 10]),        # anchored 25 s from now
+    (-5, 0, [10]),            # the anchor is past: no wait
+    (10, 30, [30, 10]),       # the later of the two waits wins
+    (None, 0, [10]),
+])
+def test_start_at_anchors_the_first_round(start_in, initial_delay, sleeps):
+    fake = FakeTime()
+    start_at = None if start_in is None else T0 + start_in
+    result, _fetch, fake = gate({'precision': [OK]}, fake=fake, count=2, interval=10, initial_delay=initial_delay,
+                                start_at=start_at)
+    assert result['verdict'] == 'passed'
+    assert fake.sleeps == pytest.approx(sleeps)
+
+
+def test_validate_params_start_at():
+    assert mg.validate_params(params())['start_at'] is None
+    assert mg.validate_params(params(start_at='1700000000.5'))['start_at'] == 1700000000.5
+    with pytest.raises(mg.GateError, match='start_at must be >= 0'):
+        mg.validate_params(params(start_at=-1))
+
+
 def test_per_check_on_no_data_overrides_the_gate_policy():
     checks = [check('health', min=1, on_no_data='fail'), check('precision', min=0.94)]
     result, _fetch, _fake = gate({'health': [1], 'precision': [None]}, checks=checks, count=2, interval=1)
