@@ -8,9 +8,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
-
-import trafficgen  # noqa: E402,F401  pylint: disable=unused-import  (re-exported for the benchmarks)
+sys.path.insert(0, os.path.join(ROOT, 'tools'))  # for trafficgen, imported by the benchmarks
 
 VENV = os.environ.get('VENV', os.path.join(ROOT, '.venv'))
 TARGETS = ['https://127.0.0.1:8443', 'https://127.0.0.1:9443']
