@@ -23,7 +23,9 @@ import statistics
 import sys
 import time
 
-from labtools import CLIENT, RESULTS, TARGETS, build_wheels, fresh_lab, playbook, trafficgen, write_section
+from labtools import CLIENT, RESULTS, TARGETS, build_wheels, fresh_lab, playbook, write_section
+
+import trafficgen  # noqa: E402  (on the path set by labtools)
 
 BEGIN, END = '<!-- detection_latency:begin -->', '<!-- detection_latency:end -->'
 FAULTS = (

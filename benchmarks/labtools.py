@@ -8,9 +8,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
-
-import trafficgen  # noqa: E402,F401  (re-exported for the benchmarks)
+sys.path.insert(0, os.path.join(ROOT, 'tools'))  # for trafficgen, imported by the benchmarks
 
 VENV = os.environ.get('VENV', os.path.join(ROOT, '.venv'))
 TARGETS = ['https://127.0.0.1:8443', 'https://127.0.0.1:9443']
@@ -33,8 +31,8 @@ def playbook(name, *extra, expect_rc=0):
     elapsed = time.monotonic() - started
     output = proc.stdout + proc.stderr
     if (proc.returncode == 0) != (expect_rc == 0):
-        raise SystemExit('%s: rc=%d, expected %s:\n%s' % (name, proc.returncode, 'success' if expect_rc == 0
-                                                           else 'a failure', output[-4000:]))
+        expected = 'success' if expect_rc == 0 else 'a failure'
+        raise SystemExit('%s: rc=%d, expected %s:\n%s' % (name, proc.returncode, expected, output[-4000:]))
     return elapsed, output
 
 

@@ -178,8 +178,8 @@ def gate_summary(report, check):
 def test_degraded_release_is_rolled_back_by_the_precision_gate_and_the_webhook_is_told():
     hook = Webhook()
     try:
-        out = bad_canary('4.0.0', {'degraded': True}, ['canary of 4.0.0 FAILED and was rolled back', 'precision',
-                                                        '< min 0.94'], '-e', 'rollout_webhook_url=%s' % hook.url)
+        expected = ['canary of 4.0.0 FAILED and was rolled back', 'precision', '< min 0.94']
+        out = bad_canary('4.0.0', {'degraded': True}, expected, '-e', 'rollout_webhook_url=%s' % hook.url)
     finally:
         hook.close()
     report = latest_report()

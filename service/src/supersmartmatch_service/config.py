@@ -20,7 +20,7 @@ Optional data tier (both off unless their first variable is set; see
 =============================  ===============  ===============================
 Variable                       Default          Meaning
 =============================  ===============  ===============================
-SSM_DATABASE_HOST              (empty: off)     PostgreSQL host (HAProxy endpoint)
+SSM_DATABASE_HOST              (empty: off)     PostgreSQL host(s) (HAProxy endpoints, comma-separated)
 SSM_DATABASE_PORT              5000             its port
 SSM_DATABASE_NAME              supersmartmatch  database
 SSM_DATABASE_USER              supersmartmatch  role
@@ -53,7 +53,8 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.$-]{0,62}$")
-_HOST_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+# one host, or a comma-separated list that libpq tries in order (one HAProxy endpoint per node)
+_HOST_RE = re.compile(r"^[A-Za-z0-9_.:-]+(,[A-Za-z0-9_.:-]+)*$")
 
 
 class ConfigError(ValueError):
@@ -151,7 +152,7 @@ class Config:
             rate = 0.0
         db_host = get("SSM_DATABASE_HOST", "")
         if db_host and not _HOST_RE.match(db_host):
-            errors.append(f"SSM_DATABASE_HOST must be a host name or address, got {db_host!r}")
+            errors.append(f"SSM_DATABASE_HOST must be a host name or address, or a comma-separated list of them, got {db_host!r}")
         db_port = integer("SSM_DATABASE_PORT", 5000, 1, 65535)
         db_name = get("SSM_DATABASE_NAME", "supersmartmatch")
         db_user = get("SSM_DATABASE_USER", "supersmartmatch")

@@ -50,7 +50,7 @@ def run_role(tmp_path, nodes=3, lb=(), tasks_from=None, **overrides):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORCE_COLOR="0", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
     proc = subprocess.run([PLAYBOOK, "--check", "-i", str(tmp_path / "hosts.ini"), str(tmp_path / "play.yml")],
-                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=180)
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=180, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 

@@ -51,8 +51,14 @@ def test_data_tier_settings():
     assert cfg.cache_ttl == 60
 
 
+def test_database_host_may_list_every_endpoint():
+    cfg = Config.from_env({"SSM_DATABASE_HOST": "data1,data2,data3"})
+    assert cfg.database_host == "data1,data2,data3"
+
+
 @pytest.mark.parametrize("name, value", [
     ("SSM_DATABASE_PORT", "0"), ("SSM_DATABASE_SSLMODE", "on"), ("SSM_DATABASE_HOST", "db host"),
+    ("SSM_DATABASE_HOST", "db1,,db2"), ("SSM_DATABASE_HOST", "db1,"),
     ("SSM_DATABASE_USER", "a;b"), ("SSM_DATABASE_CONNECT_TIMEOUT", "1"), ("SSM_CACHE_NODES", "redis1"),
     ("SSM_CACHE_NODES", "redis1:0"), ("SSM_CACHE_TTL", "0"), ("SSM_CACHE_RETRY_S", "x"),
 ])
