@@ -38,7 +38,7 @@ def playbook(name, *extra, expect_rc=0):
 
 def build_wheels(*versions):
     for version in versions:
-        run([os.path.join(VENV, 'bin', 'python'), 'tools/build_wheel.py', '--version', version, '--out', 'dist'],
+        run([os.path.join(VENV, 'bin', 'python'), 'tools/build_wheel.py', '--version', version, '--out', 'dist', '--force'],
             check=True)
 
 
