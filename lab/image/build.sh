@@ -20,7 +20,7 @@ LABEL_KEY="org.supersmartmatch.recipe-hash"
 FORCE=0
 [[ "${1:-}" == "--force" ]] && FORCE=1
 
-INCLUDE="systemd,systemd-sysv,dbus,python3,python3-venv,python3-apt,python3-jmespath,ca-certificates,iproute2,procps,curl,less,sudo,gnupg,locales"
+INCLUDE="systemd,systemd-sysv,dbus,python3,python3-venv,python3-apt,python3-jmespath,ca-certificates,iproute2,procps,curl,less,sudo,gnupg,locales,openssh-server,nftables"
 
 log() { printf '[build.sh] %s\n' "$*"; }
 die() { printf '[build.sh] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -114,6 +114,16 @@ MASK_UNITS=(
 for u in "${MASK_UNITS[@]}"; do
   ln -sfn /dev/null "${ROOTFS}/etc/systemd/system/${u}"
 done
+
+log "sshd: host keys made at each container's first boot, not shared by the image"
+rm -f "${ROOTFS}"/etc/ssh/ssh_host_*
+mkdir -p "${ROOTFS}/etc/systemd/system/ssh.service.d"
+cat >"${ROOTFS}/etc/systemd/system/ssh.service.d/10-hostkeys.conf" <<'UNIT'
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+UNIT
 
 log "apt-get update (package lists kept, as on any installed Debian host)"
 cp /etc/resolv.conf "${ROOTFS}/etc/resolv.conf"
