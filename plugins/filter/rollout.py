@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright: SuperSmartMatch platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters through which the rollout role asks the phase decisions.
+
+The decisions themselves are plain functions in
+``module_utils/rollout_plan.py`` and ``module_utils/rollout_verdict.py``
+(table-tested); these filters only gather their inputs from ``hostvars``.
+Each filter is documented in the ``.yml`` file of the same name.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_plan as rp
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_verdict as rv
+
+
+def _results(hosts, hostvars, name):
+    out = {}
+    for host in hosts or []:
+        try:
+            variables = hostvars[host]
+        except KeyError:
+            continue
+        value = variables.get(name) if hasattr(variables, 'get') else None
+        if value is not None:
+            out[host] = dict(value)
+    return out
+
+
+def _guard(function):
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (rp.PhaseError, KeyError, TypeError, ValueError) as exc:
+            raise AnsibleFilterError('%s: %s' % (function.__name__, exc))
+    wrapper.__name__ = function.__name__
+    return wrapper
+
+
+@_guard
+def rollout_request_problem(ctx, phases, interval, warmup, metric_checks, prometheus_url, on_no_data, error_limit,
+                            failure_limit):
+    return rp.check_request(ctx.get('phase'), ctx.get('release'), phases, ctx.get('hold'), interval, warmup,
+                            metric_checks, prometheus_url, on_no_data, error_limit, failure_limit) or ''
+
+
+@_guard
+def rollout_views(hosts, hostvars, active_hosts, name='rollout_info'):
+    return rp.views_of(list(hosts), _results(hosts, hostvars, name), list(active_hosts or []))
+
+
+@_guard
+def rollout_plan(hosts, hostvars, active_hosts, service, ctx, phases, slot_ports, force=False):
+    views = rp.views_of(list(hosts), _results(hosts, hostvars, 'rollout_info'), list(active_hosts or []))
+    return rp.plan_phase(service, ctx['phase'], ctx['release'], views, phases, slot_ports, ctx['run_id'],
+                         force_lease=bool(force))
+
+
+@_guard
+def rollout_gate(plan, hold, interval, warmup, metric_checks, prometheus_url, app_hosts, candidate_backends,
+                 shifted_at):
+    return rp.gate_settings(plan, hold, interval, warmup, metric_checks, prometheus_url, list(app_hosts),
+                            list(candidate_backends), shifted_at)
+
+
+@_guard
+def rollout_shift(hosts, hostvars, active_hosts, name='rollout_shift'):
+    return rp.shift_outcome(list(hosts), _results(hosts, hostvars, name), list(active_hosts or []))
+
+
+@_guard
+def rollout_hold_failure(result, host):
+    return rv.hold_failure(host, dict(result or {}))
+
+
+@_guard
+def rollout_verdict_action(hosts, hostvars, active_hosts, release, failures, shift_generations):
+    views = rp.views_of(list(hosts), _results(hosts, hostvars, 'rollout_info_after'), list(active_hosts or []))
+    return rv.verdict_action(release, list(failures or []), dict(shift_generations or {}), views)
+
+
+@_guard
+def rollout_step_failures(hosts, hostvars, active_hosts, name, step):
+    return rv.step_results(list(hosts), _results(hosts, hostvars, name), list(active_hosts or []), step)
+
+
+@_guard
+def rollout_report(ctx, hosts, hostvars, active_hosts, service, plan, failures, rolled_back, hold_result,
+                   finished_at, finished_epoch):
+    views = rp.views_of(list(hosts), _results(hosts, hostvars, 'rollout_info_after'), list(active_hosts or []))
+    return rv.build_report(ctx, service, plan, list(failures or []), bool(rolled_back), views, hold_result,
+                           finished_at, finished_epoch)
+
+
+@_guard
+def rollout_summary(report, report_path=None):
+    return rv.summary_lines(report, report_path)
+
+
+@_guard
+def rollout_fail_message(report):
+    return rv.fail_message(report) or ''
+
+
+@_guard
+def rollout_rollback_summary(hosts, hostvars, active_hosts, name='rollout_rollback'):
+    return rv.rollback_summary(list(hosts), _results(hosts, hostvars, name), list(active_hosts or []))
+
+
+class FilterModule(object):
+    def filters(self):
+        return dict((f.__name__, f) for f in (
+            rollout_request_problem, rollout_views, rollout_plan, rollout_gate, rollout_shift, rollout_hold_failure,
+            rollout_verdict_action, rollout_step_failures, rollout_report, rollout_summary, rollout_fail_message,
+            rollout_rollback_summary))
