@@ -27,8 +27,10 @@ def _results(hosts, hostvars, name):
         except KeyError:
             continue
         value = variables.get(name) if hasattr(variables, 'get') else None
-        if value is not None:
+        if isinstance(value, dict) or hasattr(value, 'keys'):
             out[host] = dict(value)
+        elif isinstance(value, (list, tuple)):
+            out[host] = [dict(item) for item in value if item]
     return out
 
 
@@ -75,7 +77,8 @@ def rollout_shift(hosts, hostvars, active_hosts, name='rollout_shift'):
 
 @_guard
 def rollout_hold_failure(result, host):
-    return rv.hold_failure(host, dict(result or {}))
+    failure = rv.hold_failure(host, dict(result or {}))
+    return [failure] if failure else []
 
 
 @_guard
@@ -90,10 +93,12 @@ def rollout_step_failures(hosts, hostvars, active_hosts, name, step):
 
 
 @_guard
-def rollout_report(ctx, hosts, hostvars, active_hosts, service, plan, failures, rolled_back, hold_result,
+def rollout_report(ctx, hosts, hostvars, active_hosts, service, plan, failures, hold_result, views_fact,
                    finished_at, finished_epoch):
-    views = rp.views_of(list(hosts), _results(hosts, hostvars, 'rollout_info_after'), list(active_hosts or []))
-    return rv.build_report(ctx, service, plan, list(failures or []), bool(rolled_back), views, hold_result,
+    views = rp.views_of(list(hosts), _results(hosts, hostvars, views_fact), list(active_hosts or []))
+    rolled_back = any(r.get('changed') and not r.get('failed') and not r.get('unreachable')
+                      for r in _results(hosts, hostvars, 'rollout_rollback').values())
+    return rv.build_report(ctx, service, plan, list(failures or []), rolled_back, views, hold_result,
                            finished_at, finished_epoch)
 
 
@@ -112,9 +117,18 @@ def rollout_rollback_summary(hosts, hostvars, active_hosts, name='rollout_rollba
     return rv.rollback_summary(list(hosts), _results(hosts, hostvars, name), list(active_hosts or []))
 
 
+@_guard
+def rollout_failures(hosts, hostvars):
+    per_host = {}
+    for fact in rv.FAILURE_FACTS:
+        for host, value in _results(hosts, hostvars, fact).items():
+            per_host.setdefault(host, {})[fact] = value
+    return rv.collect_failures(dict((h, per_host.get(h, {})) for h in hosts))
+
+
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
             rollout_request_problem, rollout_views, rollout_plan, rollout_gate, rollout_shift, rollout_hold_failure,
             rollout_verdict_action, rollout_step_failures, rollout_report, rollout_summary, rollout_fail_message,
-            rollout_rollback_summary))
+            rollout_rollback_summary, rollout_failures))

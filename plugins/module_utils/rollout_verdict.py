@@ -19,6 +19,25 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils.rollout_p
 VERDICTS = ('passed', 'promoted', 'rolled_back', 'aborted', 'refused', 'inconclusive', 'failed')
 
 
+FAILURE_FACTS = ('rollout_failed_plan', 'rollout_failed_deploy', 'rollout_failed_shift', 'rollout_failed_hold',
+                 'rollout_failed_verdict')
+
+
+def collect_failures(per_host):
+    """Every failure recorded so far, in step order, each once.
+
+    ``per_host`` maps host -> {fact name: list of failures}; a run_once fact
+    sits on every host of its play, hence the de-duplication.
+    """
+    out = []
+    for fact in FAILURE_FACTS:
+        for host in per_host:
+            for failure in (per_host[host] or {}).get(fact) or []:
+                if failure and failure not in out:
+                    out.append(dict(failure))
+    return out
+
+
 def steps_of(failures):
     return sorted(set(f.get('step') for f in failures or []))
 
