@@ -75,6 +75,14 @@ def check_request(phase, release, phases, hold, interval, warmup, metric_checks,
 # Views of the balancers
 # --------------------------------------------------------------------------
 
+def no_answer(result):
+    """True when a task result says the host never ran the module (connection
+    lost, host frozen): what it holds now is unknown, not refused."""
+    result = result or {}
+    return bool(result.get('unreachable') or 'module_stderr' in result
+                or str(result.get('msg') or '').startswith('MODULE FAILURE'))
+
+
 def view_of(host, result, active):
     """Turn one registered ``traffic_split_info`` result into a view.
 
@@ -83,7 +91,7 @@ def view_of(host, result, active):
     if not active:
         return {'host': host, 'status': 'lost', 'msg': 'dropped out of the run (unreachable or failed earlier)'}
     result = result or {}
-    if result.get('unreachable'):
+    if no_answer(result):
         return {'host': host, 'status': 'unreachable', 'msg': short(result.get('msg') or 'unreachable')}
     if result.get('failed') or result.get('skipped') or 'exists' not in result:
         return {'host': host, 'status': 'failed', 'msg': short(result.get('msg') or 'no answer')}
@@ -286,7 +294,7 @@ def shift_outcome(hosts, results, active_hosts):
             unknown.append(host)
             failures.append({'host': host, 'step': 'switch',
                              'msg': '%s dropped out of the run: its split is unknown' % host})
-        elif result.get('unreachable'):
+        elif no_answer(result):
             unknown.append(host)
             failures.append({'host': host, 'step': 'switch',
                              'msg': '%s is unreachable: its split is unknown (%s)' % (host, short(result.get('msg') or ''))})

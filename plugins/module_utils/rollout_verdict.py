@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.rollout_plan import (
-    describe_split, fmt_pct, listed, short)
+    describe_split, fmt_pct, listed, no_answer, short)
 
 VERDICTS = ('passed', 'promoted', 'rolled_back', 'aborted', 'refused', 'inconclusive', 'failed')
 
@@ -53,7 +53,7 @@ def hold_failure(host, result):
     a hold that could not run (unreachable gate host, bad input).
     """
     result = result or {}
-    if result.get('unreachable'):
+    if no_answer(result):
         return {'host': host, 'step': 'hold',
                 'msg': 'the gate host %s became unreachable during the hold: the gate cannot decide, so the '
                        'release fails closed (%s)' % (host, short(result.get('msg') or ''))}
@@ -139,7 +139,7 @@ def step_results(hosts, results, active_hosts, step):
         result = (results or {}).get(host)
         if host not in (active_hosts or []) or result is None:
             failures.append({'host': host, 'step': step, 'msg': '%s dropped out of the run: its split is unknown' % host})
-        elif result.get('unreachable'):
+        elif no_answer(result):
             failures.append({'host': host, 'step': step, 'msg': '%s is unreachable: its split is unknown' % host})
         elif result.get('failed'):
             failures.append({'host': host, 'step': step, 'msg': short(result.get('msg') or '%s failed' % step, 1000)})
@@ -306,7 +306,9 @@ def fail_message(report):
     """The message of the task that fails a phase that did not pass (None if it passed)."""
     if report['verdict'] in ('passed', 'promoted'):
         return None
-    text = '%s of %s %s' % (report['phase'], report['release'], report['verdict'].upper().replace('_', ' '))
+    words = {'rolled_back': 'FAILED and was rolled back'}
+    text = '%s of %s %s' % (report['phase'], report['release'],
+                            words.get(report['verdict'], report['verdict'].upper()))
     details = '; '.join('[%s %s] %s' % (f.get('host'), f.get('step'), f.get('msg')) for f in report['failures'])
     return '%s: %s%s' % (text, details, ('. ' + report['advice']) if report.get('advice') else '')
 
@@ -329,7 +331,7 @@ def rollback_summary(hosts, results, active_hosts):
         result = (results or {}).get(host)
         if host not in (active_hosts or []) or result is None:
             unknown.append({'host': host, 'reason': 'dropped out of the run'})
-        elif result.get('unreachable'):
+        elif no_answer(result):
             unknown.append({'host': host, 'reason': 'unreachable: %s' % short(result.get('msg') or '', 200)})
         elif result.get('failed'):
             failed.append({'host': host, 'reason': short(result.get('msg') or 'failed', 500)})

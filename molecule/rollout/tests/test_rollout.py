@@ -38,8 +38,8 @@ def playbook(name, *extra):
     return proc.returncode, output
 
 
-def probe(users=10000):
-    report = trafficgen.run_probe(TARGETS, users=users, concurrency=16, **CLIENT)
+def probe(users=10000, targets=None):
+    report = trafficgen.run_probe(targets or TARGETS, users=users, concurrency=16, **CLIENT)
     assert report['failed_requests'] == 0, report['errors']
     return report
 
@@ -58,10 +58,13 @@ def latest_report():
 
 
 class Traffic(object):
-    """Steady labelled traffic through both balancers for the duration of a block."""
+    """Steady labelled traffic through the balancers (default: both) for the duration of a block."""
+
+    def __init__(self, targets=None):
+        self.targets = targets or TARGETS
 
     def __enter__(self):
-        self.runner = trafficgen.LoadRunner(TARGETS, duration=900, users=2000, concurrency=4, **CLIENT).start()
+        self.runner = trafficgen.LoadRunner(self.targets, duration=900, users=2000, concurrency=4, **CLIENT).start()
         time.sleep(1)
         return self
 
@@ -310,7 +313,8 @@ def test_second_rollout_is_refused_while_one_holds_the_lease():
         subprocess.run(lease + ['service=supersmartmatch run_id=other-run state=released'], check=True, env=env,
                        capture_output=True)
     assert rc != 0
-    assert 'a rollout of supersmartmatch is already in progress: lease held by alice@ci' in out
+    assert 'canary of 3.0.0 REFUSED' in out
+    assert 'the rollout lease of supersmartmatch is held by alice@ci (run other-run, phase canary)' in out
 
 
 def test_canary_without_traffic_is_inconclusive_and_keeps_its_split():
@@ -336,3 +340,158 @@ def test_rollback_works_when_the_candidate_is_dead():
     assert rc == 0, out
     assert list(probe(2000)['versions']) == ['1.0.0']
     print('rollback.yml took %.1fs after full' % STATE.get('rollback_seconds', -1))
+
+
+# --------------------------------------------------------------------------
+# Faults as on-call meets them: a rollback during a hold, a balancer that
+# freezes (docker pause) during a shift or a rollback, a killed controller.
+# Traffic flows through the balancers that stay reachable, with 0 failures.
+# --------------------------------------------------------------------------
+
+LB1_ONLY = TARGETS[:1]
+
+
+def ansible_env():
+    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
+                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.collections'), ANSIBLE_FORCE_COLOR='0')
+
+
+def background(name, *extra):
+    """Start a playbook in its own process group; returns the Popen."""
+    return subprocess.Popen(['ansible-playbook', '-i', INVENTORY, os.path.join(ROOT, 'playbooks', name)] + list(extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ansible_env(),
+                            start_new_session=True)
+
+
+def wait_until(what, predicate, proc=None, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if predicate():
+                return
+        except (subprocess.CalledProcessError, ValueError, KeyError):
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError('the playbook ended before %s:\n%s' % (what, proc.stdout.read()[-6000:]))
+        time.sleep(0.3)
+    raise AssertionError('timed out waiting for %s' % what)
+
+
+def at(version, percent, lbs=('lb1', 'lb2')):
+    def check():
+        return all(lb_state(lb)['percent'] == percent and lb_state(lb)['candidate']['version'] == version for lb in lbs)
+    return check
+
+
+def lease_of(lb):
+    proc = subprocess.run(['docker', 'exec', lb, 'cat', '/var/lib/supersmartmatch/traffic/supersmartmatch.rollout.lock'],
+                          capture_output=True, text=True, check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def finish(proc, timeout=300):
+    out, _err = proc.communicate(timeout=timeout)
+    print('\n=== background playbook: rc=%d\n%s' % (proc.returncode, out[-6000:]))
+    return proc.returncode, out
+
+
+def test_rollback_during_a_hold_aborts_the_hold_at_once_and_frees_the_lease():
+    with Traffic() as traffic:
+        proc = background('canary.yml', '-e', 'release_version=3.1.0', '-e', 'canary_duration=300')
+        try:
+            wait_until('the canary of 3.1.0 at 5 %', at('3.1.0', 5), proc)
+            time.sleep(3)
+            started = time.time()
+            rc, out = playbook('rollback.yml')
+            assert rc == 0, out
+            assert 'rollback.yml: 100 % back on 1.0.0 (blue slot) on all 2 load balancer(s)' in out
+            rc, out = finish(proc, timeout=120)
+            STATE['abort_seconds'] = time.time() - started
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)
+        assert rc != 0
+        assert 'canary of 3.1.0 ABORTED' in out
+        assert 'rolled back by' in out and 'during the hold' in out
+        assert 'INCONCLUSIVE' not in out and 'Traffic is left as it is' not in out
+        report = latest_report()
+        assert report['verdict'] == 'aborted' and report['split_after']['percent'] == 0
+        assert lease_of('lb1') is None and lease_of('lb2') is None
+        assert list(probe(2000)['versions']) == ['1.0.0']
+    traffic.assert_no_failures()
+    # one gate interval (5 s) plus the rollback itself and the verdict play
+    assert STATE['abort_seconds'] < 60, STATE['abort_seconds']
+
+
+def test_balancer_frozen_during_a_shift_brings_the_other_back():
+    with Traffic(LB1_ONLY) as traffic:
+        proc = background('canary.yml', '-e', 'release_version=3.2.0')
+        try:
+            # a new canary starts at once after the aborted one; freeze lb2 once
+            # the lease is taken (the deployment to the idle slots comes next)
+            wait_until('the lease on lb2', lambda: (lease_of('lb2') or {}).get('phase') == 'canary', proc)
+            subprocess.run(['docker', 'pause', 'lb2'], check=True)
+            rc, out = finish(proc)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)
+            subprocess.run(['docker', 'unpause', 'lb2'], check=False)
+        assert rc != 0
+        assert 'canary of 3.2.0 FAILED' in out
+        assert 'lb2' in out and 'its split is unknown' in out
+        assert 'PASSED' not in out
+        state = lb_state('lb1')
+        assert state['percent'] == 0 and state['stable']['version'] == '1.0.0', state
+        report = latest_report()
+        assert report['verdict'] == 'failed' and 'lb2' in report['unknown_hosts']
+    traffic.assert_no_failures()
+    rc, out = playbook('rollback.yml')
+    assert rc == 0, out
+
+
+def test_killed_playbook_during_the_hold_is_detected_and_rollback_repairs_it():
+    with Traffic() as traffic:
+        proc = background('canary.yml', '-e', 'release_version=3.3.0', '-e', 'canary_duration=300')
+        try:
+            wait_until('the canary of 3.3.0 at 5 %', at('3.3.0', 5), proc)
+            time.sleep(3)
+        finally:
+            os.killpg(proc.pid, 9)
+            proc.communicate(timeout=60)
+        rc, out = playbook('canary.yml', '-e', 'release_version=3.3.0')
+        assert rc != 0
+        assert 'canary of 3.3.0 REFUSED' in out
+        assert 'if it died (killed, lost controller), run playbooks/rollback.yml' in out
+        assert at('3.3.0', 5)(), 'a refused phase changed the split'
+    traffic.assert_no_failures()
+
+
+def test_rollback_with_a_frozen_balancer_names_it_and_moves_the_other():
+    subprocess.run(['docker', 'pause', 'lb2'], check=True)
+    try:
+        with Traffic(LB1_ONLY) as traffic:
+            hook = Webhook()
+            try:
+                started = time.time()
+                rc, out = playbook('rollback.yml', '-e', 'rollout_webhook_url=%s' % hook.url)
+                STATE['rollback_frozen_seconds'] = time.time() - started
+            finally:
+                hook.close()
+            assert rc != 0
+            assert 'rollback.yml INCOMPLETE: 100 % back on 1.0.0 (blue slot) on lb1; split UNKNOWN on lb2' in out
+            assert lb_state('lb1')['percent'] == 0
+            assert list(probe(1000, LB1_ONLY)['versions']) == ['1.0.0']
+            assert [e['event'] for e in hook.events] == ['rollback_incomplete'], hook.events
+            assert hook.events[0]['details']['unknown'] == ['lb2']
+            assert 'all 2' not in hook.events[0]['text']
+        traffic.assert_no_failures()
+    finally:
+        subprocess.run(['docker', 'unpause', 'lb2'], check=True)
+    # lb2 still sends 5 % to 3.3.0: the balancers disagree, and a phase says so
+    rc, out = playbook('canary.yml', '-e', 'release_version=3.4.0')
+    assert rc != 0
+    assert 'the load balancers disagree on where traffic goes' in out
+    rc, out = playbook('rollback.yml')
+    assert rc == 0, out
+    assert lb_state('lb2')['percent'] == 0 and lease_of('lb2') is None
+    assert list(probe(2000)['versions']) == ['1.0.0']

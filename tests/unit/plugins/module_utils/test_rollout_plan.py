@@ -199,3 +199,14 @@ def test_shift_outcome(results, active, ok, restore, unknown):
 ])
 def test_view_of(result, active, status):
     assert rp.view_of('lb1', result, active)['status'] == status
+
+
+@pytest.mark.parametrize('result, unknown', [
+    ({'unreachable': True}, True),
+    ({'failed': True, 'msg': 'MODULE FAILURE\nSee stdout/stderr for the exact error', 'module_stderr': 'paused'}, True),
+    ({'failed': True, 'msg': 'compare-and-set refused: ...'}, False),
+    ({'changed': True}, False),
+    (None, False),
+])
+def test_no_answer(result, unknown):
+    assert rp.no_answer(result) is unknown

@@ -157,3 +157,16 @@ def test_report_of_a_pass_and_an_inconclusive():
 ])
 def test_step_results(results, active, steps):
     assert [f['step'] for f in rv.step_results(['lb1', 'lb2'], results, active, 'complete')] == steps
+
+
+def test_collect_failures_in_step_order_each_once():
+    same = {'host': 'lb1', 'step': 'switch', 'msg': 'lb2 is unreachable: its split is unknown'}
+    per_host = {'lb1': {'rollout_failed_shift': [same], 'rollout_failed_verdict': [F_INC]},
+                'lb2': {'rollout_failed_shift': [same]},
+                'app1': {'rollout_failed_deploy': [F_DEPLOY]}}
+    assert rv.collect_failures(per_host) == [F_DEPLOY, same, F_INC]
+
+
+def test_fail_message_of_a_rollback_says_failed_and_rolled_back():
+    report = rv.build_report(CTX, 'supersmartmatch', {}, [F_HOLD], True, [ok('lb1', 8), ok('lb2', 8)], None, 'T', 1031)
+    assert rv.fail_message(report).startswith('canary of 2.0.0 FAILED and was rolled back: [lb1 hold] precision')
