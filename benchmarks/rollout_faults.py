@@ -1,0 +1,182 @@
+"""Benchmark: how fast the rollout engine reacts to the faults on-call meets, on the lab.
+
+Under steady labelled load (loopback ports of the lab), ROUNDS times each:
+
+* **abort**: a canary holds (long hold, gates every INTERVAL s); on-call runs
+  rollback.yml. Measured: from rollback.yml starting to the phase playbook
+  ending with verdict ``aborted`` (target: one gate interval + 5 s), and
+  rollback.yml's own wall time. Failed requests through both balancers.
+* **frozen**: a canary at 5 %, lb2 frozen (``docker pause``), rollback.yml.
+  Measured: from rollback.yml starting to lb1 serving 0 % (target 10 s, read
+  from lb1's state every 0.2 s), rollback.yml's wall time and exit code (must
+  be non-zero, naming lb2). Failed requests through lb1 (the reachable one).
+  Then lb2 is resumed and rollback.yml repairs it.
+
+Writes benchmarks/results/rollout_faults.json and a section of
+docs/benchmarks.md. Brings up a fresh lab (scripts/lab down/up).
+
+    scripts/setup && python benchmarks/rollout_faults.py [--rounds 3] [--interval 5]
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import threading
+import time
+
+from labtools import CLIENT, RESULTS, ROOT, TARGETS, VENV, fresh_lab, playbook, write_section
+
+import trafficgen  # noqa: E402  (on the path set by labtools)
+
+BEGIN, END = '<!-- rollout_faults:begin -->', '<!-- rollout_faults:end -->'
+STATE = '/var/lib/supersmartmatch/traffic/supersmartmatch.json'
+
+
+def lb_state(lb):
+    proc = subprocess.run(['docker', 'exec', 'ssm-%s' % lb, 'cat', STATE], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (subprocess.CalledProcessError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit('timed out waiting for %s' % what)
+
+
+def at_five(version, lbs=('lb1', 'lb2')):
+    return lambda: all(lb_state(lb)['percent'] == 5 and lb_state(lb)['candidate']['version'] == version for lb in lbs)
+
+
+def start_phase(name, version, hold, interval):
+    cmd = [os.path.join(VENV, 'bin', 'ansible-playbook'), 'playbooks/%s' % name, '-e', 'release_version=%s' % version,
+           '-e', '%s_duration=%d' % (name.split('.')[0], hold), '-e', 'rollout_gate_interval=%d' % interval,
+           '-e', 'rollout_gate_warmup=%d' % interval]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'))
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class Load(object):
+    def __init__(self, targets):
+        self.runner = trafficgen.LoadRunner(targets, duration=1800, users=2000, concurrency=4, **CLIENT)
+
+    def __enter__(self):
+        self.runner.start()
+        time.sleep(1.0)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(1.0)
+        self.report = self.runner.stop()
+
+
+def abort_round(version, interval):
+    with Load(TARGETS) as load:
+        proc = start_phase('canary.yml', version, 600, interval)
+        wait_for(at_five(version), 600, 'the canary of %s at 5 %%' % version)
+        time.sleep(interval + 1)   # the gate is between two rounds
+        started = time.monotonic()
+        rollback_s, _out = playbook('rollback.yml')
+        out, _ = proc.communicate(timeout=300)
+        aborted_s = time.monotonic() - started
+    if proc.returncode == 0 or 'ABORTED' not in out:
+        raise SystemExit('the canary did not end aborted:\n%s' % out[-4000:])
+    record = {'fault': 'rollback.yml during a hold', 'interval_s': interval, 'rollback_s': round(rollback_s, 2),
+              'to_aborted_s': round(aborted_s, 2), 'requests': load.report['total_requests'],
+              'failed': load.report['failed_requests']}
+    print('abort: rollback.yml %.2f s, hold ended aborted %.2f s after it started, %d/%d failed'
+          % (rollback_s, aborted_s, record['failed'], record['requests']))
+    return record
+
+
+def frozen_round(version, interval):
+    proc = start_phase('canary.yml', version, 600, interval)
+    wait_for(at_five(version), 600, 'the canary of %s at 5 %%' % version)
+    subprocess.run(['docker', 'pause', 'ssm-lb2'], check=True)
+    try:
+        with Load(TARGETS[:1]) as load:
+            seen = {}
+
+            def watch():
+                started = seen['started']
+                while time.monotonic() - started < 120:
+                    try:
+                        if lb_state('lb1')['percent'] == 0:
+                            seen['lb1_zero_s'] = time.monotonic() - started
+                            return
+                    except (subprocess.CalledProcessError, ValueError):
+                        pass
+                    time.sleep(0.2)
+            seen['started'] = time.monotonic()
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            rollback_s, out = playbook('rollback.yml', expect_rc=2)
+            watcher.join()
+    finally:
+        subprocess.run(['docker', 'unpause', 'ssm-lb2'], check=True)
+    named = 'split UNKNOWN on lb2' in out
+    proc.communicate(timeout=600)
+    playbook('rollback.yml')   # repairs lb2 and gives the lease back
+    record = {'fault': 'rollback.yml with lb2 frozen', 'rollback_s': round(rollback_s, 2),
+              'lb1_at_zero_s': round(seen.get('lb1_zero_s', -1), 2), 'lb2_named': named,
+              'requests': load.report['total_requests'], 'failed': load.report['failed_requests']}
+    print('frozen: rollback.yml %.2f s, lb1 at 0 %% after %.2f s, lb2 named: %s, %d/%d failed'
+          % (rollback_s, record['lb1_at_zero_s'], named, record['failed'], record['requests']))
+    return record
+
+
+def spread(values):
+    return '%.1f / %.1f / %.1f' % (min(values), statistics.median(values), max(values))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--interval', type=int, default=5)
+    parser.add_argument('--no-fresh-lab', action='store_true', help='reuse the running, provisioned lab')
+    args = parser.parse_args()
+    versions = ['5.%d.0' % i for i in range(2 * args.rounds)]
+    if args.no_fresh_lab:
+        from labtools import build_wheels
+        build_wheels('1.0.0', *versions)
+    else:
+        fresh_lab(*versions)
+    aborts, frozens = [], []
+    for i in range(args.rounds):
+        aborts.append(abort_round(versions[2 * i], args.interval))
+        frozens.append(frozen_round(versions[2 * i + 1], args.interval))
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, 'rollout_faults.json'), 'w') as handle:
+        json.dump({'abort': aborts, 'frozen': frozens}, handle, indent=2)
+    ok_abort = max(r['to_aborted_s'] for r in aborts) <= args.interval + 5
+    ok_frozen = max(r['lb1_at_zero_s'] for r in frozens) <= 10 and all(r['lb2_named'] for r in frozens)
+    lines = [
+        'Measured %s on the lab (2 balancers, 2 application hosts, docker connection), %d rounds, gate interval %d s,'
+        % (datetime.date.today().isoformat(), args.rounds, args.interval),
+        'under steady labelled load. min / median / max:',
+        '',
+        '| fault | measured | result | target | failed requests |',
+        '|---|---|---|---|---|',
+        '| rollback.yml during a canary hold | rollback.yml starting -> the phase ended `aborted` | %s s | <= %d s (interval + 5) %s | %d |'
+        % (spread([r['to_aborted_s'] for r in aborts]), args.interval + 5, 'met' if ok_abort else '**missed**',
+           sum(r['failed'] for r in aborts)),
+        '| (same) | rollback.yml wall time | %s s | | |' % spread([r['rollback_s'] for r in aborts]),
+        '| rollback.yml with lb2 frozen (`docker pause`) | rollback.yml starting -> lb1 at 0 %% | %s s | <= 10 s %s | %d (through lb1) |'
+        % (spread([r['lb1_at_zero_s'] for r in frozens]), 'met' if ok_frozen else '**missed**',
+           sum(r['failed'] for r in frozens)),
+        '| (same) | rollback.yml wall time, exit non-zero naming lb2 | %s s | named in %d of %d | |'
+        % (spread([r['rollback_s'] for r in frozens]), sum(r['lb2_named'] for r in frozens), len(frozens)),
+    ]
+    write_section(BEGIN, END, ['## Rollout faults (benchmarks/rollout_faults.py)', ''] + lines)
+    print('\n'.join(lines))
+
+
+if __name__ == '__main__':
+    main()
