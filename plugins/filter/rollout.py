@@ -16,6 +16,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_plan as rp
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_html as rh
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_verdict as rv
 
 
@@ -94,12 +95,17 @@ def rollout_step_failures(hosts, hostvars, active_hosts, name, step):
 
 @_guard
 def rollout_report(ctx, hosts, hostvars, active_hosts, service, plan, failures, hold_result, views_fact,
-                   finished_at, finished_epoch):
+                   finished_at, finished_epoch, shifted_at=None, gate_checks=None):
     views = rp.views_of(list(hosts), _results(hosts, hostvars, views_fact), list(active_hosts or []))
     rolled_back = any(r.get('changed') and not r.get('failed') and not r.get('unreachable')
                       for r in _results(hosts, hostvars, 'rollout_rollback').values())
     return rv.build_report(ctx, service, plan, list(failures or []), rolled_back, views, hold_result,
-                           finished_at, finished_epoch)
+                           finished_at, finished_epoch, shifted_at=shifted_at, gate_checks=gate_checks)
+
+
+@_guard
+def rollout_report_html(report):
+    return rh.render(dict(report))
 
 
 @_guard
@@ -131,4 +137,4 @@ class FilterModule(object):
         return dict((f.__name__, f) for f in (
             rollout_request_problem, rollout_views, rollout_plan, rollout_gate, rollout_shift, rollout_hold_failure,
             rollout_verdict_action, rollout_step_failures, rollout_report, rollout_summary, rollout_fail_message,
-            rollout_rollback_summary, rollout_failures))
+            rollout_rollback_summary, rollout_failures, rollout_report_html))

@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
+
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.rollout_plan import (
     describe_split, fmt_pct, listed, no_answer, short)
 
@@ -220,16 +222,33 @@ def balancers(views):
     return out
 
 
-def gates_of(hold_result):
+def gates_of(hold_result, gate_checks=None):
     if not hold_result or hold_result.get('skipped'):
         return {}
+    checks = [dict((k, c.get(k)) for k in ('name', 'min', 'max', 'min_ratio', 'max_ratio') if c.get(k) is not None)
+              for c in gate_checks or []]
     return {'hold': {'verdict': hold_result.get('verdict'),
                      'message': hold_result.get('message') or hold_result.get('msg'),
                      'summary': hold_result.get('summary') or {},
+                     'checks': checks,
                      'measurements': hold_result.get('measurements') or []}}
 
 
-def build_report(ctx, service, plan, failures, rolled_back, views_after, hold_result, finished_at, finished_epoch):
+def iso(epoch):
+    return datetime.datetime.fromtimestamp(float(epoch), datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def timeline(ctx, plan, shifted_at, finished_at, verdict, after):
+    """The candidate's share over the phase: start, shift, end."""
+    events = [{'time': ctx['started'], 'percent': ((plan or {}).get('before') or {}).get('percent'), 'event': 'start'}]
+    if shifted_at and plan:
+        events.append({'time': iso(shifted_at), 'percent': plan.get('percent'), 'event': 'shift'})
+    events.append({'time': finished_at, 'percent': after.get('percent'), 'event': verdict})
+    return events
+
+
+def build_report(ctx, service, plan, failures, rolled_back, views_after, hold_result, finished_at, finished_epoch,
+                 shifted_at=None, gate_checks=None):
     """The phase's JSON report (also what its summary and notification say)."""
     phase, release = ctx['phase'], str(ctx['release'])
     verdict = classify(phase, failures, rolled_back)
@@ -251,8 +270,9 @@ def build_report(ctx, service, plan, failures, rolled_back, views_after, hold_re
         'balancers': balancers(views_after),
         'unknown_hosts': unknown_of(failures),
         'failures': list(failures or []),
-        'gates': gates_of(hold_result),
+        'gates': gates_of(hold_result, gate_checks),
     }
+    report['timeline'] = timeline(ctx, plan, shifted_at, finished_at, verdict, after)
     report['advice'] = advice(phase, release, verdict, failures, after)
     return report
 

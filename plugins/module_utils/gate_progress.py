@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+# Copyright: SuperSmartMatch platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One line per gate round, for the operator's terminal (the ``rollout`` callback)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+MARKS = {'passed': 'ok', 'failed': 'FAILED', 'error': 'ERROR', 'inconclusive': 'inconclusive', 'no_data': 'no data'}
+
+
+def _value(value):
+    if value is None:
+        return '-'
+    if isinstance(value, float):
+        return '%.4g' % value
+    return str(value)
+
+
+def format_round(host, result):
+    """``[lb1] gate round 3/7, 20 s left: precision 0.97 (value >= 0.94) ok; ... -> running``."""
+    rnd = result.get('round') or {}
+    parts = []
+    for item in rnd.get('results') or []:
+        threshold = item.get('threshold')
+        parts.append('%s %s%s %s' % (item.get('name'), _value(item.get('value')),
+                                     ' (%s)' % threshold if threshold else '',
+                                     MARKS.get(item.get('outcome'), item.get('outcome') or '?')))
+    left = result.get('remaining_s')
+    head = '[%s] gate round %s/%s%s' % (host, rnd.get('index', '?'), result.get('rounds_total', '?'),
+                                        ', %d s left' % int(left) if isinstance(left, (int, float)) and left >= 0 else '')
+    verdict = result.get('verdict') or 'running'
+    return '%s: %s -> %s' % (head, '; '.join(parts) if parts else 'nothing measured', verdict)

@@ -1,0 +1,23 @@
+"""The line each gate round prints (module_utils/gate_progress.py)."""
+import pytest
+
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.gate_progress import format_round
+
+
+@pytest.mark.parametrize('result, line', [
+    ({'round': {'index': 3, 'results': [
+        {'name': 'health of app1', 'value': 1, 'outcome': 'passed', 'threshold': 'value >= 1'},
+        {'name': 'precision', 'value': 0.9712345, 'outcome': 'passed', 'threshold': 'value >= 0.94'},
+        {'name': 'latency_p95', 'value': None, 'outcome': 'no_data', 'threshold': 'value <= 0.2'}]},
+      'rounds_total': 7, 'remaining_s': 20.4, 'verdict': 'running'},
+     '[lb1] gate round 3/7, 20 s left: health of app1 1 (value >= 1) ok; precision 0.9712 (value >= 0.94) ok; '
+     'latency_p95 - (value <= 0.2) no data -> running'),
+    ({'round': {'index': 2, 'results': [{'name': 'precision', 'value': 0.41, 'outcome': 'failed',
+                                         'threshold': 'value >= 0.94'}]},
+      'rounds_total': 4, 'remaining_s': 0, 'verdict': 'failed'},
+     '[lb1] gate round 2/4, 0 s left: precision 0.41 (value >= 0.94) FAILED -> failed'),
+    ({'round': {'index': 1, 'results': []}, 'verdict': 'aborted'},
+     '[lb1] gate round 1/?: nothing measured -> aborted'),
+])
+def test_format_round(result, line):
+    assert format_round('lb1', result) == line
