@@ -91,7 +91,7 @@ def _svg(title, parts, cls):
             'xmlns="http://www.w3.org/2000/svg">%s</svg>' % (cls, esc(title), WIDTH, HEIGHT, WIDTH, HEIGHT, ''.join(parts)))
 
 
-def metric_chart(name, points, bounds, start):
+def metric_chart(name, points, bounds, start, end=None):
     """SVG of one gate metric: ``points`` are dicts with t, value, baseline, outcome."""
     xs = [p['t'] for p in points] or [start, start + 1]
     values = [p['value'] for p in points if p['value'] is not None]
@@ -99,7 +99,7 @@ def metric_chart(name, points, bounds, start):
     values += [b for b in bounds.values() if b is not None]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     margin = (hi - lo) * 0.1 or abs(hi) * 0.1 or 0.1
-    scale = Scale(start, max(xs + [start + 1]), lo - margin, hi + margin)
+    scale = Scale(start, max(xs + [start + 1, end or start]), lo - margin, hi + margin)
     parts = _axes(scale, name)
     for label, bound in sorted(bounds.items()):
         if bound is None:
@@ -145,8 +145,11 @@ def split_chart(timeline, start, end):
     for e in timeline:
         if e.get('percent') is None:
             continue
-        parts.append('<text x="%.1f" y="%.1f" font-size="10" fill="#24292f">%s %s %%</text>'
-                     % (scale.x(e['t']) + 3, scale.y(float(e['percent'])) - 4, esc(e.get('event')),
+        x = scale.x(e['t'])
+        right = x > WIDTH - PAD_R - 120
+        parts.append('<text x="%.1f" y="%.1f" font-size="10" fill="#24292f"%s>%s %s %%</text>'
+                     % (x - 3 if right else x + 3, scale.y(float(e['percent'])) - 4,
+                        ' text-anchor="end"' if right else '', esc(str(e.get('event')).replace('_', ' ')),
                         esc(_nice(float(e['percent'])))))
     return _svg('candidate share over time', parts, 'chart split')
 
@@ -190,7 +193,7 @@ def render(report):
         esc(host), esc(b.get('status')), esc(b.get('percent')), esc(b.get('generation')))
         for host, b in sorted((report.get('balancers') or {}).items()))
     metric_svgs = ''.join('<section class="metric"><h3>%s</h3>%s</section>' % (
-        esc(name), metric_chart(name, points, bounds.get(name, {}), start))
+        esc(name), metric_chart(name, points, bounds.get(name, {}), start, end))
         for name, points in sorted(series.items()) if any(p['value'] is not None for p in points) or points)
     style = ('body{font-family:sans-serif;margin:24px;color:#24292f;max-width:720px}'
              'h1{font-size:20px}h2{font-size:16px;margin-top:24px}h3{font-size:13px;margin:12px 0 4px}'
@@ -204,7 +207,7 @@ def render(report):
             esc(report.get('phase')), esc(report.get('release')), esc(verdict), style),
         '<h1>%s of %s <span class="verdict" style="background:%s">%s</span></h1>' % (
             esc(report.get('phase')), esc(report.get('release')), VERDICT_COLORS.get(verdict, '#6e7781'),
-            esc(verdict.upper())),
+            esc(verdict.upper().replace('_', ' '))),
         '<p class="reason">%s</p>' % esc(report.get('advice') or ('every gate passed' if verdict in ('passed', 'promoted')
                                                                  else '')),
         '<ul class="failures">%s</ul>' % failures if failures else '',

@@ -51,7 +51,7 @@ def test_page_has_a_chart_per_metric_and_the_split():
     assert len(polylines(page, 'series-stable')) == 1                # latency has a baseline
     assert page.count('class="threshold"') == 3
     assert page.count('class="mark-failed"') == 1 and page.count('class="mark-no_data"') == 1
-    assert 'ROLLED_BACK' in page and 'precision 0.41 &lt; min 0.94' in page
+    assert 'ROLLED BACK' in page and 'precision 0.41 &lt; min 0.94' in page
 
 
 def test_page_is_self_contained():
