@@ -13,10 +13,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import os
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_plan as rp
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_html as rh
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_status as rs
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_verdict as rv
 
 
@@ -132,9 +136,32 @@ def rollout_failures(hosts, hostvars):
     return rv.collect_failures(dict((h, per_host.get(h, {})) for h in hosts))
 
 
+@_guard
+def rollout_status(hosts, hostvars, active_hosts, gate=None, gate_source=None, output='table'):
+    views = rp.views_of(list(hosts), _results(hosts, hostvars, 'rollout_info'), list(active_hosts or []))
+    doc = rs.status(views, dict(gate) if gate else None, gate_source)
+    return rs.table(doc) if output == 'table' else doc
+
+
+@_guard
+def rollout_last_report(report_dir):
+    """The newest phase report (JSON) in ``report_dir`` on the controller, or None."""
+    if not report_dir or not os.path.isdir(report_dir):
+        return None
+    paths = [os.path.join(report_dir, name) for name in os.listdir(report_dir) if name.endswith('.json')]
+    for path in sorted(paths, key=os.path.getmtime, reverse=True):
+        try:
+            with open(path) as handle:
+                return json.load(handle)
+        except (IOError, OSError, ValueError):
+            continue
+    return None
+
+
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
             rollout_request_problem, rollout_views, rollout_plan, rollout_gate, rollout_shift, rollout_hold_failure,
             rollout_verdict_action, rollout_step_failures, rollout_report, rollout_summary, rollout_fail_message,
-            rollout_rollback_summary, rollout_failures, rollout_report_html))
+            rollout_rollback_summary, rollout_failures, rollout_report_html,
+            rollout_status, rollout_last_report))
