@@ -305,6 +305,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.urls import open_url
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import metric_gate as mg
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_providers import make_fetch_series
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_step import run_step
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_watch import make_watch, unchanged
 
 try:
     import jmespath
@@ -319,7 +322,7 @@ except ImportError as exc:  # pragma: no cover - depends on the target
 def argument_spec():
     return dict(
         provider=dict(type='str', default='prometheus', choices=list(mg.PROVIDERS)),
-        url=dict(type='str', required=True),
+        url=dict(type='str', required=True, no_log=True),
         checks=dict(type='list', elements='dict', required=True),
         count=dict(type='int', default=1),
         interval=dict(type='float', default=60.0),
@@ -331,12 +334,53 @@ def argument_spec():
         on_no_data=dict(type='str', default='inconclusive', choices=list(mg.NO_DATA_POLICIES)),
         allow_inconclusive=dict(type='bool', default=False),
         timeout=dict(type='float', default=10.0),
-        headers=dict(type='dict', default={}),
+        headers=dict(type='dict', default={}, no_log=True),
         validate_certs=dict(type='bool', default=True),
         ca_path=dict(type='path'),
         name=dict(type='str'),
         labels=dict(type='dict', default={}),
+        watch=dict(type='dict', options=dict(
+            path=dict(type='path', required=True),
+            field=dict(type='str', default='generation'),
+            expected=dict(type='raw', required=True),
+        )),
+        resume_file=dict(type='path'),
+        run_key=dict(type='str'),
     )
+
+
+def uses_json(params):
+    return params['provider'] == 'http_json' or any(
+        isinstance(c, dict) and c.get('provider') == 'http_json' for c in params['checks'] or [])
+
+
+def json_search():
+    """``(compile_expr, search)`` for JMESPath, compiling each expression once."""
+    compiled = {}
+
+    def compile_expr(expr):
+        if expr not in compiled:
+            compiled[expr] = jmespath.compile(expr)
+        return compiled[expr]
+
+    def search(expr, doc):
+        return compile_expr(expr).search(doc)
+
+    return compile_expr, search
+
+
+def validate_step(params):
+    """``(resume_file, run_key)`` for step mode, ``(None, None)`` for classic mode."""
+    resume_file, run_key = params['resume_file'], params['run_key']
+    if resume_file is None:
+        if run_key is not None:
+            raise mg.GateError('run_key needs resume_file (it names the gate kept in that file)')
+        return None, None
+    if not resume_file.startswith('/') or '\x00' in resume_file:
+        raise mg.GateError('resume_file must be an absolute path, got %r' % resume_file)
+    if not isinstance(run_key, str) or not run_key.strip():
+        raise mg.GateError('resume_file needs run_key (a non-empty string naming this gate, e.g. the run id)')
+    return resume_file, run_key.strip()
 
 
 def main():
@@ -344,48 +388,59 @@ def main():
     params = module.params
     base = dict(changed=False, name=params['name'], labels=params['labels'], verdict='error',
                 measurements=[], summary={}, samples=0, stopped_early=False, duration=0.0)
-    search = None
-    compile_expr = None
-    uses_json = params['provider'] == 'http_json' or any(
-        isinstance(c, dict) and c.get('provider') == 'http_json' for c in params['checks'] or [])
-    if uses_json:
+    title = mg.gate_title(params['name'], params['labels'])
+    compile_expr = search = None
+    if uses_json(params):
         if not HAS_JMESPATH:
             text = missing_required_lib('jmespath')
             module.fail_json(msg=text, message=text, exception=str(JMESPATH_IMPORT_ERROR), **base)
-        compiled = {}
-
-        def compile_expr(expr):
-            if expr not in compiled:
-                compiled[expr] = jmespath.compile(expr)
-            return compiled[expr]
-
-        def search(expr, doc):
-            return compile_expr(expr).search(doc)
+        compile_expr, search = json_search()
     try:
         settings = mg.validate_params(params, compile_expr)
+        resume_file, run_key = validate_step(params)
     except mg.GateError as exc:
-        text = '%s: %s' % (mg.gate_title(params['name'], params['labels']), exc)
+        text = '%s: %s' % (title, exc)
         module.fail_json(msg=text, message=text, **base)
 
     fetch_json = mg.make_fetch_json(open_url, timeout=settings['timeout'], headers=params['headers'],
                                     validate_certs=params['validate_certs'], ca_path=params['ca_path'])
     fetch_value = mg.make_fetch_value(settings['provider'], settings['url'], fetch_json, search)
+    fetch_series = make_fetch_series(settings['url'], fetch_json)
+    watch = make_watch(settings['watch'])
+    message_options = dict(
+        name=params['name'], labels=params['labels'], failure_limit=settings['failure_limit'],
+        consecutive_error_limit=settings['consecutive_error_limit'], on_no_data=settings['on_no_data'],
+        allow_inconclusive=params['allow_inconclusive'],
+        watch_field=settings['watch']['field'] if settings['watch'] else 'generation')
     started = time.monotonic()
+    if resume_file:
+        try:
+            result = run_step(settings['checks'], settings, fetch_value, resume_file, run_key, title=title,
+                              message_options=message_options, watch=watch, fetch_series=fetch_series)
+        except (mg.GateError, OSError) as exc:
+            text = '%s: %s' % (title, exc)
+            module.fail_json(msg=text, message=text, **base)
+        output = dict(base)
+        output.update(result, duration=round(time.monotonic() - started, 3))
+        if settings['watch'] and 'watch' not in output:
+            output['watch'] = unchanged(settings['watch'])
+        # step mode never fails the task because of a verdict: the caller loops until finished
+        module.exit_json(**output)
+
     result = mg.run_gate(
         settings['checks'], fetch_value, count=settings['count'], interval=settings['interval'],
         initial_delay=settings['initial_delay'], failure_limit=settings['failure_limit'],
         consecutive_error_limit=settings['consecutive_error_limit'],
         error_retry_interval=settings['error_retry_interval'], on_no_data=settings['on_no_data'],
-        start_at=settings['start_at'])
-    message = mg.gate_message(
-        result, settings['checks'], name=params['name'], labels=params['labels'],
-        failure_limit=settings['failure_limit'], consecutive_error_limit=settings['consecutive_error_limit'],
-        on_no_data=settings['on_no_data'], allow_inconclusive=params['allow_inconclusive'])
+        start_at=settings['start_at'], watch=watch, fetch_series=fetch_series)
+    message = mg.gate_message(result, settings['checks'], **message_options)
     output = dict(base)
     output.update(verdict=result['verdict'], message=message,
                   measurements=mg.public_measurements(result['measurements']), summary=result['summary'],
                   samples=result['samples'], stopped_early=result['stopped_early'],
                   duration=round(time.monotonic() - started, 3))
+    if settings['watch']:
+        output['watch'] = result['watch'] or unchanged(settings['watch'])
     if mg.task_failed(result['verdict'], params['allow_inconclusive']):
         module.fail_json(msg=message, **output)
     module.exit_json(**output)
