@@ -11,8 +11,8 @@
   distribution-free confidence interval (order statistics of the differences,
   normal approximation of the U distribution);
 * :func:`judge`: the verdict of one comparison, as Kayenta's Mann-Whitney
-  classifier: worse only when the shift is significant at ``confidence``
-  *and* larger than the effect-size tolerance.
+  classifier: worse only when the shift is, at ``confidence``, larger than
+  the effect-size tolerance (its whole confidence interval beyond it).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -103,12 +103,16 @@ def judge(candidate, baseline, direction='higher_is_worse', max_ratio=None, min_
 
     * fewer than ``min_samples`` values on either side: ``inconclusive``
       (no evidence is never a pass);
-    * ``higher_is_worse``: ``failed`` when the confidence interval of the
-      shift lies above 0 (significant) and the estimated shift exceeds the
-      tolerance ``(max_ratio - 1) x |median(baseline)|``, i.e. the candidate
-      is estimated above ``max_ratio`` x the baseline; ``lower_is_worse`` is
-      the mirror image with ``min_ratio``;
-    * ``passed`` otherwise.
+    * ``higher_is_worse``: ``failed`` when the whole confidence interval of
+      the shift lies above the tolerance ``(max_ratio - 1) x |median(baseline)|``:
+      the candidate is, at ``confidence``, worse than ``max_ratio`` x the
+      baseline (significance and effect size in one test; with ``max_ratio``
+      1 it is the plain two-sided test). ``lower_is_worse`` is the mirror
+      image with ``min_ratio``: failed when the interval lies below
+      ``(min_ratio - 1) x |median(baseline)|``;
+    * ``passed`` otherwise. A point estimate beyond the tolerance with an
+      interval that still reaches it is not enough: noise between two
+      samples of one release must not roll it back.
 
     Returns ``dict(outcome, reason, n_candidate, n_baseline, ...)`` with the
     test's ``u`` and ``p_value``, the ``shift`` estimate and ``ci`` bounds,
@@ -128,10 +132,10 @@ def judge(candidate, baseline, direction='higher_is_worse', max_ratio=None, min_
                ratio=(center + shift['estimate']) / center if center != 0 else None)
     if direction == 'higher_is_worse':
         allowed = (max_ratio - 1.0) * abs(center)
-        worse = shift['lower'] > 0 and shift['estimate'] > allowed
+        worse = shift['lower'] > allowed
     else:
         allowed = (min_ratio - 1.0) * abs(center)
-        worse = shift['upper'] < 0 and shift['estimate'] < allowed
+        worse = shift['upper'] < allowed
     out.update(allowed_shift=allowed, outcome='failed' if worse else 'passed',
                reason='worse beyond tolerance' if worse else 'within tolerance')
     return out

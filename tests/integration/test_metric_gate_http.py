@@ -28,6 +28,25 @@ def vector(*values):
         {'metric': {'pod': 'p%d' % i}, 'value': [1700000000.0, value]} for i, value in enumerate(values)]}}
 
 
+def latency(index):
+    """A steady p95 around 120 ms with some jitter, deterministic per step."""
+    return 0.12 + 0.01 * ((index * 37) % 11 - 5) / 5.0
+
+
+RANGE = {
+    'lat_stable': latency,
+    'lat_same': lambda index: latency(index + 3),
+    'lat_slow': lambda index: 1.4 * latency(index + 3),     # 40 % slower, still under a 200 ms threshold
+}
+
+
+def range_doc(query, args):
+    start, end, step = (float(args[key][0]) for key in ('start', 'end', 'step'))
+    points = int((end - start) // step) + 1
+    return {'status': 'success', 'data': {'resultType': 'matrix', 'result': [
+        {'metric': {}, 'values': [[start + i * step, '%.6f' % RANGE[query](i)] for i in range(points)]}]}}
+
+
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
@@ -79,6 +98,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 server.flaky_left -= 1
                 failing = server.flaky_left >= 0
             return self.reply(503, 'warming up', 'text/plain') if failing else self.reply(200, {'up': 1})
+        if parts.path == '/api/v1/query_range':
+            return self.reply(200, range_doc(query, urllib.parse.parse_qs(parts.query)))
         if parts.path != '/api/v1/query':
             return self.reply(404, 'not found', 'text/plain')
         if query in PROM:
@@ -360,3 +381,20 @@ def test_step_and_watch_bad_input(server, extra, text):
     result = gate(server, [dict(name='p', query='precision', min=0.9)], **extra)
     assert result['failed'] is True and text in result['msg'], result
     assert server.requests == []
+
+
+@pytest.mark.parametrize('candidate, verdict, text', [
+    ('lat_same', 'passed', 'within max_ratio 1.1'),
+    ('lat_slow', 'failed', '> max_ratio 1.1, significant'),
+])
+def test_compare_kind_judges_the_candidate_against_the_stable_side(server, candidate, verdict, text):
+    checks = [dict(name='p95_vs_stable', kind='compare', query=candidate, baseline_query='lat_stable', max_ratio=1.1),
+              dict(name='p95', query='latency', max=0.5)]
+    result = gate(server, checks, count=1, interval=30, start_at=time.time() - 600)
+    assert result['verdict'] == verdict, result
+    judged = result['measurements'][0]
+    assert judged['outcome'] == verdict and text in judged['message']
+    assert judged['judge']['n_candidate'] == judged['judge']['n_baseline'] == 21
+    ranges = [r for r in server.requests if r['path'] == '/api/v1/query_range']
+    assert [r['query'] for r in ranges] == [candidate, 'lat_stable']
+    assert result['summary']['p95_vs_stable']['threshold'].startswith('candidate <= 1.1 x stable (Mann-Whitney')

@@ -7,6 +7,7 @@ import jmespath
 import pytest
 
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import metric_gate as mg
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import metric_gate_providers as mg_providers
 from metric_gate_fakes import gate
 
 NAN = float('nan')
@@ -212,3 +213,63 @@ def test_run_gate_passes_each_checks_provider():
     result, fetch, fake = gate({'up': [1], 'precision': [0.97]}, checks)
     assert result['verdict'] == 'passed'
     assert fetch.providers == ['http_json', 'prometheus']
+
+
+# --------------------------------------------------------------------------
+# Range queries (kind: compare)
+# --------------------------------------------------------------------------
+
+def matrix(*series_values):
+    return {'status': 'success', 'data': {'resultType': 'matrix', 'result': [
+        {'metric': {'s': str(i)}, 'values': [[1700000000 + 30 * j, v] for j, v in enumerate(values)]}
+        for i, values in enumerate(series_values)]}}
+
+
+@pytest.mark.parametrize('doc, expected', [
+    (matrix(['0.1', '0.2', '0.3']), [0.1, 0.2, 0.3]),
+    (matrix(['0.1', 'NaN', '0.3']), [0.1, 0.3]),            # NaN (no traffic in that step) is dropped
+    (matrix(), []),
+    (matrix([]), []),
+])
+def test_extract_prometheus_range(doc, expected):
+    assert mg_providers.extract_prometheus_range(doc) == expected
+
+
+@pytest.mark.parametrize('doc, message', [
+    (matrix(['1'], ['2']), 'range query returned 2 series, expected 1'),
+    ({'status': 'error', 'errorType': 'bad_data', 'error': 'bad step'}, 'Prometheus error bad_data: bad step'),
+    (prom([series('1')]), 'has no matrix result'),
+    ({'status': 'success', 'data': {'resultType': 'matrix', 'result': [{'values': 3}]}}, 'malformed range series'),
+    (matrix(['x']), 'is not a number'),
+    ([], 'not a successful JSON object'),
+])
+def test_extract_prometheus_range_errors(doc, message):
+    with pytest.raises(mg.ProviderError) as err:
+        mg_providers.extract_prometheus_range(doc)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize('base, url', [
+    ('http://prom:9090', 'http://prom:9090/api/v1/query_range?query=up&start=1700000000.000&end=1700000600.500&step=30'),
+    ('http://prom:9090/api/v1/query', 'http://prom:9090/api/v1/query_range?query=up&start=1700000000.000'),
+])
+def test_prometheus_range_url(base, url):
+    assert mg_providers.prometheus_range_url(base, 'up', 1700000000, 1700000600.5, 30).startswith(url)
+
+
+def test_fetch_series_uses_the_check_url_or_the_gate_url():
+    seen = []
+    fetch = mg_providers.make_fetch_series('http://prom:9090', lambda url: seen.append(url) or matrix(['1']))
+    assert fetch('up', None, 0, 60, 30) == [1.0]
+    assert fetch('up', 'http://other:9090', 0, 60, 30) == [1.0]
+    assert [url.split('/api')[0] for url in seen] == ['http://prom:9090', 'http://other:9090']
+
+
+@pytest.mark.parametrize('url, text', [
+    ('http://u:secret@prom:9090/api/v1/query?token=abc', 'prom:9090/api/v1/query'),
+    ('https://prom', 'prom'),
+    ('http://[::1]:9090/x', '::1:9090/x'),
+    ('not a url', '(unparsable URL)'),
+])
+def test_endpoint_text_names_the_endpoint_without_secrets(url, text):
+    assert mg.endpoint_text(url) == text
