@@ -50,7 +50,7 @@ options:
   run_id:
     description:
       - Identifier of the run; the same run may take the lease again.
-      - 1 to 128 of C(A-Z a-z 0-9 . _ @ : + -), starting with a letter, a digit or C(_).
+      - 1 to 128 of C(A-Z a-z 0-9 . _ @ + -) and colons, starting with a letter, a digit or C(_).
     type: str
     required: true
   holder:
