@@ -102,7 +102,8 @@ def rollout_report(ctx, hosts, hostvars, active_hosts, service, plan, failures, 
                    finished_at, finished_epoch, shifted_at=None, gate_checks=None):
     views = rp.views_of(list(hosts), _results(hosts, hostvars, views_fact), list(active_hosts or []))
     rolled_back = any(r.get('changed') and not r.get('failed') and not r.get('unreachable')
-                      for r in _results(hosts, hostvars, 'rollout_rollback').values())
+                      for name in ('rollout_rollback_hold', 'rollout_rollback')
+                      for r in _results(hosts, hostvars, name).values())
     return rv.build_report(ctx, service, plan, list(failures or []), rolled_back, views, hold_result,
                            finished_at, finished_epoch, shifted_at=shifted_at, gate_checks=gate_checks)
 
