@@ -57,11 +57,6 @@ def rollout_request_problem(ctx, phases, interval, warmup, metric_checks, promet
 
 
 @_guard
-def rollout_views(hosts, hostvars, active_hosts, name='rollout_info'):
-    return rp.views_of(list(hosts), _results(hosts, hostvars, name), list(active_hosts or []))
-
-
-@_guard
 def rollout_plan(hosts, hostvars, active_hosts, service, ctx, phases, slot_ports, force=False):
     views = rp.views_of(list(hosts), _results(hosts, hostvars, 'rollout_info'), list(active_hosts or []))
     return rp.plan_phase(service, ctx['phase'], ctx['release'], views, phases, slot_ports, ctx['run_id'],
@@ -168,7 +163,7 @@ def rollout_last_report(report_dir):
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
-            rollout_request_problem, rollout_views, rollout_plan, rollout_gate, rollout_shift, rollout_hold_failure,
+            rollout_request_problem, rollout_plan, rollout_gate, rollout_shift, rollout_hold_failure,
             rollout_verdict_action, rollout_step_failures, rollout_report, rollout_summary, rollout_fail_message,
             rollout_rollback_summary, rollout_failures, rollout_report_html,
             rollout_status, rollout_last_report))
