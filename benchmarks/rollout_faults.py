@@ -16,6 +16,9 @@ Writes benchmarks/results/rollout_faults.json and a section of
 docs/benchmarks.md. Brings up a fresh lab (scripts/lab down/up).
 
     scripts/setup && python benchmarks/rollout_faults.py [--rounds 3] [--interval 5]
+
+With --molecule DIR it runs instead on the converged `rollout` Molecule scenario
+whose ephemeral directory is DIR (containers lb1, lb2, ports 18443/19443).
 """
 import argparse
 import datetime
@@ -32,10 +35,24 @@ import trafficgen  # noqa: E402  (on the path set by labtools)
 
 BEGIN, END = '<!-- rollout_faults:begin -->', '<!-- rollout_faults:end -->'
 STATE = '/var/lib/supersmartmatch/traffic/supersmartmatch.json'
+LAB = {'prefix': 'ssm-', 'targets': TARGETS, 'client': CLIENT, 'inventory': None, 'where': 'the lab'}
+
+
+def use_molecule(ephemeral):
+    """Point the benchmark at the converged rollout scenario instead of the lab."""
+    LAB.update(prefix='', targets=['https://127.0.0.1:18443', 'https://127.0.0.1:19443'],
+               client=dict(CLIENT, cacert=os.path.join(ephemeral, 'work', 'pki', 'ca.crt')),
+               inventory=os.path.join(ephemeral, 'inventory', 'ansible_inventory.yml'),
+               where='the converged `rollout` Molecule scenario')
+
+
+def inventory_args():
+    return ['-i', LAB['inventory']] if LAB['inventory'] else []
 
 
 def lb_state(lb):
-    proc = subprocess.run(['docker', 'exec', 'ssm-%s' % lb, 'cat', STATE], capture_output=True, text=True, check=True)
+    proc = subprocess.run(['docker', 'exec', LAB['prefix'] + lb, 'cat', STATE], capture_output=True, text=True,
+                          check=True)
     return json.loads(proc.stdout)
 
 
@@ -56,7 +73,8 @@ def at_five(version, lbs=('lb1', 'lb2')):
 
 
 def start_phase(name, version, hold, interval):
-    cmd = [os.path.join(VENV, 'bin', 'ansible-playbook'), 'playbooks/%s' % name, '-e', 'release_version=%s' % version,
+    cmd = [os.path.join(VENV, 'bin', 'ansible-playbook')] + inventory_args() + [
+        'playbooks/%s' % name, '-e', 'release_version=%s' % version,
            '-e', '%s_duration=%d' % (name.split('.')[0], hold), '-e', 'rollout_gate_interval=%d' % interval,
            '-e', 'rollout_gate_warmup=%d' % interval]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'))
@@ -65,7 +83,7 @@ def start_phase(name, version, hold, interval):
 
 class Load(object):
     def __init__(self, targets):
-        self.runner = trafficgen.LoadRunner(targets, duration=1800, users=2000, concurrency=4, **CLIENT)
+        self.runner = trafficgen.LoadRunner(targets, duration=1800, users=2000, concurrency=4, **LAB['client'])
 
     def __enter__(self):
         self.runner.start()
@@ -78,12 +96,12 @@ class Load(object):
 
 
 def abort_round(version, interval):
-    with Load(TARGETS) as load:
+    with Load(LAB['targets']) as load:
         proc = start_phase('canary.yml', version, 600, interval)
         wait_for(at_five(version), 600, 'the canary of %s at 5 %%' % version)
         time.sleep(interval + 1)   # the gate is between two rounds
         started = time.monotonic()
-        rollback_s, _out = playbook('rollback.yml')
+        rollback_s, _out = playbook('rollback.yml', *inventory_args())
         out, _ = proc.communicate(timeout=300)
         aborted_s = time.monotonic() - started
     if proc.returncode == 0 or 'ABORTED' not in out:
@@ -99,9 +117,9 @@ def abort_round(version, interval):
 def frozen_round(version, interval):
     proc = start_phase('canary.yml', version, 600, interval)
     wait_for(at_five(version), 600, 'the canary of %s at 5 %%' % version)
-    subprocess.run(['docker', 'pause', 'ssm-lb2'], check=True)
+    subprocess.run(['docker', 'pause', LAB['prefix'] + 'lb2'], check=True)
     try:
-        with Load(TARGETS[:1]) as load:
+        with Load(LAB['targets'][:1]) as load:
             seen = {}
 
             def watch():
@@ -117,13 +135,13 @@ def frozen_round(version, interval):
             seen['started'] = time.monotonic()
             watcher = threading.Thread(target=watch)
             watcher.start()
-            rollback_s, out = playbook('rollback.yml', expect_rc=2)
+            rollback_s, out = playbook('rollback.yml', *inventory_args(), expect_rc=2)
             watcher.join()
     finally:
-        subprocess.run(['docker', 'unpause', 'ssm-lb2'], check=True)
+        subprocess.run(['docker', 'unpause', LAB['prefix'] + 'lb2'], check=True)
     named = 'split UNKNOWN on lb2' in out
     proc.communicate(timeout=600)
-    playbook('rollback.yml')   # repairs lb2 and gives the lease back
+    playbook('rollback.yml', *inventory_args())   # repairs lb2 and gives the lease back
     record = {'fault': 'rollback.yml with lb2 frozen', 'rollback_s': round(rollback_s, 2),
               'lb1_at_zero_s': round(seen.get('lb1_zero_s', -1), 2), 'lb2_named': named,
               'requests': load.report['total_requests'], 'failed': load.report['failed_requests']}
@@ -141,9 +159,12 @@ def main():
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--interval', type=int, default=5)
     parser.add_argument('--no-fresh-lab', action='store_true', help='reuse the running, provisioned lab')
+    parser.add_argument('--molecule', metavar='DIR', help='the ephemeral directory of a converged rollout scenario')
     args = parser.parse_args()
     versions = ['5.%d.0' % i for i in range(2 * args.rounds)]
-    if args.no_fresh_lab:
+    if args.molecule:
+        use_molecule(args.molecule)
+    if args.no_fresh_lab or args.molecule:
         from labtools import build_wheels
         build_wheels('1.0.0', *versions)
     else:
@@ -158,8 +179,8 @@ def main():
     ok_abort = max(r['to_aborted_s'] for r in aborts) <= args.interval + 5
     ok_frozen = max(r['lb1_at_zero_s'] for r in frozens) <= 10 and all(r['lb2_named'] for r in frozens)
     lines = [
-        'Measured %s on the lab (2 balancers, 2 application hosts, docker connection), %d rounds, gate interval %d s,'
-        % (datetime.date.today().isoformat(), args.rounds, args.interval),
+        'Measured %s on %s (2 balancers, 2 application hosts, docker connection), %d rounds, gate interval %d s,'
+        % (datetime.date.today().isoformat(), LAB['where'], args.rounds, args.interval),
         'under steady labelled load. min / median / max:',
         '',
         '| fault | measured | result | target | failed requests |',
