@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The demo's tables and closing summary, read from the JSON files it produces.
 
 scripts/demo never scrapes Ansible's output: each phase writes its JSON report
@@ -110,9 +109,9 @@ def format_phase(record):
     before_pct = before.get('percent') if isinstance(before, dict) else before
     lines = [
         '    verdict: %s   (run %s)' % (record['verdict'], record['run_id']),
-        '    split: %s -> %s of users on %s (%s)' % (_pct(before_pct), _pct(after.get('percent')),
-                                                    after.get('candidate_version') or record['release'],
-                                                    after.get('status') or '?'),
+        '    split: %s -> %s of users on %s (%s)' % (
+            _pct(before_pct), _pct(after.get('percent')), after.get('candidate_version') or record['release'],
+            after.get('status') or '?'),
         '    time: %s s, of which hold %s s' % (record.get('duration_s'), record.get('hold_s')),
         '    gates: %s over %d measurements%s' % (record.get('gate_verdict'), record['measurements'],
                                                   (': ' + record['gate_message']) if record.get('gate_message') else ''),

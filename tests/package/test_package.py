@@ -72,7 +72,9 @@ def _pem_key():
 def planted_files():
     """Representative generated files of a working tree after a lab run, the
     demo, the tests and the benchmarks (path -> bytes)."""
-    password = lambda: secrets.token_urlsafe(24).encode()  # noqa: E731
+    def password():
+        return secrets.token_urlsafe(24).encode()
+
     return {
         '.work/pki/ca.key': _pem_key(),
         '.work/pki/ca.crt': b'-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
@@ -436,7 +438,10 @@ def test_execution_environment_introspection(package_venv, installed):
     meta/execution-environment.yml declares."""
     out = run([os.path.join(package_venv, 'bin', 'ansible-builder'), 'introspect', '--sanitize', installed]).stdout
     data = yaml.safe_load(out.split('---', 1)[1])
-    ours = lambda items: sorted(i.split('#')[0].strip() for i in items if 'from collection %s' % FQCN in i)  # noqa: E731
+
+    def ours(items):
+        return sorted(i.split('#')[0].strip() for i in items if 'from collection %s' % FQCN in i)
+
     with open(os.path.join(ROOT, 'requirements.txt'), encoding='utf-8') as handle:
         wanted_py = sorted(line.split('#')[0].strip() for line in handle
                            if line.split('#')[0].strip() and not re.match(r'ansible(-core)?\W', line))

@@ -88,7 +88,9 @@ def test_check(summary, problems):
     ([], ["a.json", "b.json"], {"a.json": ("canary", "2.0.0"), "b.json": ("canary", "2.0.0")}, ds.DemoError),
 ])
 def test_new_report_name(before, now, contents, expected):
-    read = lambda name: {"phase": contents[name][0], "release": contents[name][1]}  # noqa: E731
+    def read(name):
+        return {"phase": contents[name][0], "release": contents[name][1]}
+
     if expected is ds.DemoError:
         with pytest.raises(ds.DemoError):
             ds.new_report_name(before, now, "canary", "2.0.0", read)
