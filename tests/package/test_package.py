@@ -262,7 +262,7 @@ def installed(tarball, work):
 
 def test_tarball_holds_nothing_generated(tree, tarball):
     members = list(tar_members(tarball))
-    assert any(name == 'roles/rollout/tasks/plan.yml' for name, _ in members), 'the roles are not packed'
+    assert any(name == 'roles/rollout/tasks/plan.yml' for name, _data in members), 'the roles are not packed'
     found, digests = secret_values(tree)
     # the planted secrets and keys (3 passwords, 3 keys), or those of a lab
     # run (the demo's passwords and the lab CA key), are all seen
@@ -284,7 +284,7 @@ def used_collections():
     playbooks, inventories, plugins), other than ansible.builtin and this one:
     every ``ns.coll.x`` token whose ``ns.coll`` is an installed collection."""
     import ansible_collections
-    roots = [os.path.join(p, d) for p in ansible_collections.__path__ for d in [''] if os.path.isdir(p)]
+    roots = [p for p in ansible_collections.__path__ if os.path.isdir(p)]
     known = set()
     for root in roots:
         for ns in os.listdir(root):
