@@ -73,10 +73,9 @@ def at_five(version, lbs=('lb1', 'lb2')):
 
 
 def start_phase(name, version, hold, interval):
-    cmd = [os.path.join(VENV, 'bin', 'ansible-playbook')] + inventory_args() + [
-        'playbooks/%s' % name, '-e', 'release_version=%s' % version,
-           '-e', '%s_duration=%d' % (name.split('.')[0], hold), '-e', 'rollout_gate_interval=%d' % interval,
-           '-e', 'rollout_gate_warmup=%d' % interval]
+    extra = ['-e', 'release_version=%s' % version, '-e', '%s_duration=%d' % (name.split('.')[0], hold),
+             '-e', 'rollout_gate_interval=%d' % interval, '-e', 'rollout_gate_warmup=%d' % interval]
+    cmd = [os.path.join(VENV, 'bin', 'ansible-playbook')] + inventory_args() + ['playbooks/%s' % name] + extra
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'))
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

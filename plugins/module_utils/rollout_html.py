@@ -208,8 +208,8 @@ def render(report):
         '<h1>%s of %s <span class="verdict" style="background:%s">%s</span></h1>' % (
             esc(report.get('phase')), esc(report.get('release')), VERDICT_COLORS.get(verdict, '#6e7781'),
             esc(verdict.upper().replace('_', ' '))),
-        '<p class="reason">%s</p>' % esc(report.get('advice') or ('every gate passed' if verdict in ('passed', 'promoted')
-                                                                 else '')),
+        '<p class="reason">%s</p>' % esc(report.get('advice') or (
+            'every gate passed' if verdict in ('passed', 'promoted') else '')),
         '<ul class="failures">%s</ul>' % failures if failures else '',
         '<dl><dt>service</dt><dd>%s</dd><dt>run</dt><dd>%s</dd><dt>by</dt><dd>%s</dd><dt>stable</dt><dd>%s</dd>'
         '<dt>candidate</dt><dd>%s</dd><dt>started</dt><dd>%s</dd><dt>finished</dt><dd>%s (%s s, hold %s s)</dd></dl>' % (

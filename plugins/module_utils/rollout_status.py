@@ -28,9 +28,9 @@ def row(view):
     lease = info.get('lease')
     return {
         'host': view['host'], 'reachable': True,
-        'split': '%s %s %s %% | %s %s %s %%' % (stable.get('version') or '-', stable.get('color') or '-',
-                                              fmt_pct(100 - pct), cand.get('version') or '-', cand.get('color') or '-',
-                                              fmt_pct(pct)),
+        'split': '%s %s %s %% | %s %s %s %%' % (
+            stable.get('version') or '-', stable.get('color') or '-', fmt_pct(100 - pct),
+            cand.get('version') or '-', cand.get('color') or '-', fmt_pct(pct)),
         'percent': pct, 'phase': state.get('phase'), 'status': state.get('status'),
         'generation': info.get('generation'), 'drift': bool(info.get('drift')),
         'drift_reason': info.get('drift_reason'),
@@ -72,8 +72,8 @@ def table(doc):
     body = []
     for r in doc['balancers']:
         lease = r.get('lease')
-        lease_text = '-' if not lease else '%s until %s%s' % (lease['holder'], lease['expires_at'],
-                                                            ' (expired)' if lease['expired'] else '')
+        lease_text = '-' if not lease else '%s until %s%s' % (
+            lease['holder'], lease['expires_at'], ' (expired)' if lease['expired'] else '')
         drift = '-' if r['drift'] is None else ('DRIFT: %s' % r.get('drift_reason') if r['drift'] else 'no')
         body.append((r['host'], r['split'], _cell(r['phase']), _cell(r['status']), _cell(r['generation']), drift,
                      lease_text))

@@ -127,9 +127,9 @@ def verdict_action(release, failures, shift_generations, views, rolled_back=None
             state = info.get('state') or {}
             new.append({'host': host, 'step': 'moved',
                         'msg': 'the split on %s moved on during the phase (generation %d, this run wrote %d; last '
-                               'change by %s at %s): %s' % (host, gen, int(shift_generations[host]),
-                                                             state.get('updated_by'), state.get('updated_at'),
-                                                             describe_split(state))})
+                               'change by %s at %s): %s' % (
+                                   host, gen, int(shift_generations[host]), state.get('updated_by'),
+                                   state.get('updated_at'), describe_split(state))})
     steps = steps_of(failures)
     if 'aborted' in steps or 'plan' in steps:
         return {'action': 'none', 'hosts': [], 'expected': {}, 'failures': [f for f in new if f['step'] == 'unreachable']}
@@ -304,8 +304,8 @@ def _value(value):
 def summary_lines(report, report_path=None):
     """The summary printed at the end of a phase (first line: the notification)."""
     r = report
-    lines = ['%s of %s: %s in %s s (hold %s s)' % (r['phase'], r['release'], r['verdict'].upper(), r['duration_s'],
-                                                    r['hold_s']),
+    lines = ['%s of %s: %s in %s s (hold %s s)' % (
+        r['phase'], r['release'], r['verdict'].upper(), r['duration_s'], r['hold_s']),
              'before: %s' % _split_text(r.get('split_before')),
              'after: %s' % _split_text(r.get('split_after'))]
     for host, b in sorted((r.get('balancers') or {}).items()):
