@@ -126,6 +126,17 @@ def test_bad_patroni_installation_is_refused(tmp_path, overrides, expected):
     assert "Install" not in out
 
 
+@pytest.mark.parametrize("overrides", [
+    dict(postgresql_ha_etcd_heartbeat_ms=500, postgresql_ha_etcd_election_timeout_ms=1000),  # < 5 heartbeats
+    dict(postgresql_ha_etcd_election_timeout_ms=6000),  # more than ttl / 4 (20 s)
+])
+def test_bad_etcd_timing_is_refused(tmp_path, overrides):
+    rc, out = run_role(tmp_path, **overrides)
+    assert rc != 0
+    assert "etcd's election timeout must be at least 5 heartbeats and at most ttl / 4" in out
+    assert "Install" not in out
+
+
 def test_missing_networks_are_refused(tmp_path):
     rc, out = run_role(tmp_path, postgresql_ha_app_networks=[])
     assert rc != 0
