@@ -148,7 +148,8 @@ def test_etcd_has_the_three_inventory_members(host):
 def test_one_leader_two_streaming_replicas(leader):
     members = patroni_members(leader)
     roles = sorted(m["Role"] for m in members)
-    assert roles == ["Leader", "Replica", "Replica"], members
+    # synchronous_mode (the role's default): one of the replicas is the synchronous standby.
+    assert roles == ["Leader", "Replica", "Sync Standby"], members
     assert primary_by_rest(NODES[1]) == [leader]
     assert wait_for(lambda: streaming_replicas(leader) == 2, 30), local_sql(leader, "TABLE pg_stat_replication")
     assert local_sql(leader, "SELECT pg_is_in_recovery()") == "f"
@@ -262,7 +263,7 @@ def test_failover_keeps_committed_rows_and_old_leader_rejoins(leader):
     def rejoined():
         members = {m["Member"]: m for m in patroni_members(client)}
         old = members.get(leader, {})
-        return old.get("Role") == "Replica" and old.get("State") in ("running", "streaming")
+        return old.get("Role") in ("Replica", "Sync Standby") and old.get("State") in ("running", "streaming")
 
     assert wait_for(rejoined, REJOIN_TIMEOUT, delay=2), diagnostics()
     new_leader = leader_of(client)
