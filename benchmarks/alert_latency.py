@@ -126,7 +126,7 @@ def degraded_release():
     post(5070, "/api/v2/match", MATCH)  # the request counters are born and scraped first
     time.sleep(2 * EVAL_S)
     sent = time.time()
-    for _ in range(4):
+    for _request in range(4):
         top = json.loads(post(5070, "/api/v2/match", MATCH))["matches"][0]["offer_id"]
         post(5070, "/api/v2/feedback", {"candidate_id": "c-1", "offer_id": top, "correct": top == "o-1"})
     trigger = wait(lambda: events("SSMPrecisionLow", "version = 2.0.0", after=sent), "PagerDuty trigger")

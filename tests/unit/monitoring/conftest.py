@@ -3,6 +3,7 @@ import pytest
 import yaml
 from roletemplates import render, run, tool
 
+
 @pytest.fixture
 def rendered(tmp_path):
     """rendered(template, name, **overrides) -> path of the rendered file in tmp_path."""

@@ -55,5 +55,3 @@ def tool(name, package):
 
 def run(argv, cwd):
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
-
-

@@ -103,7 +103,7 @@ def threshold_inputs(inputs, value):
 @pytest.mark.parametrize("alert, inputs, at_threshold, past, labels, summary, onset", THRESHOLDS,
                          ids=[case[0] for case in THRESHOLDS])
 def test_fires_past_the_threshold_exactly_after_for(promtool_test, rendered, alert_rules, alert, inputs,
-                                                     at_threshold, past, labels, summary, onset):
+                                                    at_threshold, past, labels, summary, onset):
     rules = [rendered("recording.rules.yml.j2", "recording.yml"), rendered("alerts.rules.yml.j2", "alerts.yml")]
     fires_at = onset + seconds(DEFAULT_FOR[alert])
     firing = [expected(alert_rules, alert, dict(labels, alertname=alert), summary)]
@@ -146,15 +146,15 @@ def test_service_unavailable(promtool_test, rendered, alert_rules, values, check
 
 
 # --------------------------------------------------------------------------- from the raw series
-def requests(path, status, per_step, labels=APP):
-    return series("ssm_http_requests_total", dict(labels, method="POST", path=path, status=status), counter(per_step))
+def requests(path, status, per_step):
+    return series("ssm_http_requests_total", dict(APP, method="POST", path=path, status=status), counter(per_step))
 
 
-def histogram(le_from, per_step, labels=APP):
+def histogram(le_from, per_step):
     """All requests of /api/v2/match in the bucket whose upper bound is le_from (and above)."""
     index = BUCKETS.index(le_from)
     return [series("ssm_http_request_duration_seconds_bucket",
-                   dict(labels, path="/api/v2/match", status="200", le=le),
+                   dict(APP, path="/api/v2/match", status="200", le=le),
                    counter(per_step if position >= index else 0))
             for position, le in enumerate(BUCKETS)]
 
