@@ -36,6 +36,18 @@ def playbook(name, *extra, expect_rc=0):
     return elapsed, output
 
 
+def molecule(scenario, *args, timeout=3600):
+    """Run `molecule <args> -s <scenario>` with the venv's molecule; return wall seconds. Exit on failure."""
+    path = os.pathsep.join([os.path.join(VENV, 'bin'), os.environ.get('PATH', '')])
+    started = time.monotonic()
+    proc = subprocess.run([os.path.join(VENV, 'bin', 'molecule')] + list(args) + ['-s', scenario], cwd=ROOT,
+                          env=dict(os.environ, PATH=path), capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise SystemExit('molecule %s failed (rc=%d):\n%s' % (' '.join(args), proc.returncode,
+                                                              (proc.stdout + proc.stderr)[-4000:]))
+    return time.monotonic() - started
+
+
 def build_wheels(*versions):
     for version in versions:
         run([os.path.join(VENV, 'bin', 'python'), 'tools/build_wheel.py', '--version', version, '--out', 'dist', '--force'],

@@ -34,7 +34,7 @@ ANSIBLE_LOG = EPHEMERAL / "ansible.log"
 HEALTH = "/v1/sys/health?standbycode=429&perfstandbyok=false&sealedcode=503&uninitcode=501"
 STATES = {200: "active", 429: "standby", 503: "sealed", 501: "uninitialized"}
 FAILOVER_LIMIT = 30.0
-TOKEN_RE = re.compile(r"\b[sbr]\.[A-Za-z0-9]{20,}")
+TOKEN_RE = re.compile(r"\b(?:hv)?[sbr]\.[A-Za-z0-9]{20,}")
 
 testinfra_hosts = ["docker://%s" % name for name in NODES]
 
