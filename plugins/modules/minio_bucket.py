@@ -39,12 +39,10 @@ options:
     description: Access key (the root user).
     type: str
     required: true
-    no_log: true
   secret_key:
     description: Secret key (the root password).
     type: str
     required: true
-    no_log: true
   ca_cert:
     description: CA bundle that signed the server's certificate.
     type: path

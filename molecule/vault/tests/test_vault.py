@@ -13,7 +13,6 @@ import re
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ ANSIBLE_LOG = EPHEMERAL / "ansible.log"
 HEALTH = "/v1/sys/health?standbycode=429&perfstandbyok=false&sealedcode=503&uninitcode=501"
 STATES = {200: "active", 429: "standby", 503: "sealed", 501: "uninitialized"}
 FAILOVER_LIMIT = 30.0
+WRITE_DEADLINE = 10.0
 TOKEN_RE = re.compile(r"\b(?:hv)?[sbr]\.[A-Za-z0-9]{20,}")
 
 testinfra_hosts = ["docker://%s" % name for name in NODES]
@@ -81,8 +81,8 @@ def admin_token(name=None):
     raise AssertionError("the ssm-admin AppRole could not log in on any node")
 
 
-def client(name, token):
-    return hvac.Client(url=url(name), token=token, verify=CA, timeout=5)
+def client(name, token, timeout=5):
+    return hvac.Client(url=url(name), token=token, verify=CA, timeout=timeout)
 
 
 def journal(host):
@@ -248,7 +248,11 @@ def test_approle_reads_own_path_and_is_denied_another():
 
 
 class WriteProbe(threading.Thread):
-    """One KV write per second through any node (a client that knows the three addresses)."""
+    """One KV write per second through any node, as a client that knows the three addresses does.
+
+    A write counts as failed when no node accepted it within WRITE_DEADLINE seconds (the client
+    moves on to the next node on a refused connection or an error, round-robin).
+    """
 
     def __init__(self, token):
         super().__init__(daemon=True)
@@ -259,14 +263,19 @@ class WriteProbe(threading.Thread):
 
     def write_once(self, number):
         errors = []
-        for name in NODES[number % 3:] + NODES[:number % 3]:
+        deadline = time.monotonic() + WRITE_DEADLINE
+        attempt = number
+        while time.monotonic() < deadline:
+            name = NODES[attempt % 3]
+            attempt += 1
             try:
-                client(name, self.token).secrets.kv.v2.create_or_update_secret(
+                client(name, self.token, timeout=5).secrets.kv.v2.create_or_update_secret(
                     mount_point="secret", path="probe", secret={"n": number})
                 return None
             except (requests.RequestException, hvac.exceptions.VaultError) as exc:
                 errors.append("%s: %s" % (name, str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__))
-        return errors
+                time.sleep(0.1)
+        return errors[-6:]
 
     def run(self):
         number = 0
