@@ -45,6 +45,8 @@ BEGIN, END = "<!-- vault_failover:begin -->", "<!-- vault_failover:end -->"
 
 
 def molecule(*args):
+    # The scenario runs raft with performance_multiplier 5 for CI; the benchmark measures the role's default, 1.
+    os.environ.setdefault("SSM_VAULT_PERFORMANCE_MULTIPLIER", "1")
     return labtools.molecule(SCENARIO, *args)
 
 
@@ -59,6 +61,12 @@ def ephemeral():
 
 def docker(*args, timeout=60):
     return subprocess.run(["docker"] + list(args), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def multiplier():
+    """performance_multiplier of the running configuration (what was measured, whatever converged it)."""
+    out = docker("exec", NODES[0], "sed", "-n", "s/^ *performance_multiplier = \\([0-9]*\\)$/\\1/p", "/etc/openbao/openbao.hcl")
+    return int(out.stdout.strip() or 0)
 
 
 class Cluster:
@@ -183,15 +191,16 @@ def main():
             molecule("destroy")
     writes = [run["first_write_s"] for run in runs]
     summary = {"date": datetime.date.today().isoformat(), "mode": "kill" if args.kill else "stop",
-               "performance_multiplier": 1, "runs": runs, "min_s": min(writes), "median_s": statistics.median(writes),
+               "performance_multiplier": multiplier(), "runs": runs,
+               "min_s": min(writes), "median_s": statistics.median(writes),
                "max_s": max(writes), "target_s": TARGET_S, "setup_s": setup_s,
                "load": os.getloadavg()[0]}
     os.makedirs(os.path.dirname(RESULT), exist_ok=True)
     with open(RESULT, "w") as handle:
         json.dump(summary, handle, indent=2)
     lines = [
-        "Measured %s, `--runs %d`%s, performance_multiplier = 1, load average %.0f at the end:"
-        % (summary["date"], args.runs, " `--kill`" if args.kill else "", summary["load"]),
+        "Measured %s, `--runs %d`%s, performance_multiplier = %d, load average %.0f at the end:"
+        % (summary["date"], args.runs, " `--kill`" if args.kill else "", summary["performance_multiplier"], summary["load"]),
         "**min %.2f s / median %.2f s / max %.2f s** from the stop of the active node to the first write "
         "through another node (target < %.0f s)." % (summary["min_s"], summary["median_s"], summary["max_s"], TARGET_S),
         "",
