@@ -116,12 +116,17 @@ def test_labelled_set_passes_the_waf():
 
 # --------------------------------------------------------------------------- rate limit
 def burst_from(name, count, headers=()):
-    """`count` match requests sent at once from container `name`: ['<status> <Retry-After> <HSTS>', ...]."""
+    """`count` match requests sent at once from container `name` (one HTTP/2 connection, multiplexed).
+
+    Returns one line per request: '<status> <Retry-After> <HSTS>'.
+    """
     hdrs = ' '.join("-H '%s'" % h for h in headers)
-    one = ("curl -sk -o /dev/null --connect-timeout 5 -m 60 -w '%%{http_code} %%header{retry-after} %%header{strict-transport-security}\\n' "
-           "-H 'Content-Type: application/json' -H 'Host: supersmartmatch.lab' %s --data '%s' https://%s/api/v2/match"
-           % (hdrs, json.dumps(MATCH_BODY), LB))
-    return host(name).check_output('for i in $(seq 1 %d); do %s & done; wait' % (count, one)).splitlines()
+    urls = ' '.join(['-o /dev/null https://%s/api/v2/match' % LB] * count)
+    cmd = ("curl -sk --no-progress-meter -Z --parallel-max 100 --connect-timeout 20 -m 120 "
+           "-w '%%{http_code} %%header{retry-after} %%header{strict-transport-security}\\n' "
+           "-H 'Content-Type: application/json' -H 'Host: supersmartmatch.lab' %s --data '%s' %s"
+           % (hdrs, json.dumps(MATCH_BODY), urls))
+    return host(name).check_output(cmd).splitlines()
 
 
 def test_rate_limit_per_client():
@@ -129,8 +134,8 @@ def test_rate_limit_per_client():
     answers = burst_from('edge-client', 80)
     codes = [line.split()[0] for line in answers]
     assert len(codes) == 80
-    # 1000/h = 16 r/m + burst 40: of 80 requests at once, about 41 pass (more if the burst takes long)
-    assert codes.count('429') >= 10, answers
+    # 1000/h = 16 r/m + burst 40: of 80 requests at once, at most 41 pass (a few more if the burst takes seconds)
+    assert codes.count('200') <= 45 and codes.count('429') >= 35, answers
     assert set(codes) <= {'200', '429'}, answers
     limited = [line for line in answers if line.startswith('429')]
     assert all(line.split()[1:] == ['4', 'max-age=63072000'] for line in limited), limited
@@ -145,7 +150,7 @@ def test_rate_limit_per_client():
 # --------------------------------------------------------------------------- TLS
 def test_testssl_finds_no_weak_protocol_or_cipher():
     out = host('edge-client').run(
-        'testssl.sh --quiet --color 0 --warnings off --protocols --std --each-cipher --jsonfile-pretty /tmp/testssl.json '
+        'testssl --quiet --color 0 --warnings off --protocols --std --each-cipher --jsonfile-pretty /tmp/testssl.json '
         '--ip %s https://%s/ >/dev/null 2>&1; cat /tmp/testssl.json; rm -f /tmp/testssl.json' % (LB, SERVER_NAME))
     findings = json.loads(out.stdout)
     results = findings['scanResult'][0]
@@ -156,8 +161,9 @@ def test_testssl_finds_no_weak_protocol_or_cipher():
     for proto in ('SSLv2', 'SSLv3', 'TLS1', 'TLS1_1'):
         assert by_id[proto].startswith('not offered'), (proto, by_id[proto])
     assert by_id['TLS1_2'].startswith('offered') and by_id['TLS1_3'].startswith('offered'), by_id
+    # AVERAGE is testssl's category of the CBC suites
     for category in ('cipherlist_NULL', 'cipherlist_aNULL', 'cipherlist_EXPORT', 'cipherlist_LOW', 'cipherlist_3DES_IDEA',
-                     'cipherlist_OBSOLETED'):
+                     'cipherlist_AVERAGE'):
         assert by_id[category].startswith('not offered'), (category, by_id[category])
     offered = [f for i, f in by_id.items() if i.startswith('cipher-') or i.startswith('cipher_x')]
     assert offered, by_id
