@@ -5,9 +5,11 @@
 
 ``file_lock`` serialises two module runs on one host (flock, released when the
 process ends). The rollout lease is different: it lives for a whole phase
-playbook, across many tasks and processes, so it is a file created with
-``O_EXCL`` that records who holds it, and that expires after ``ttl`` seconds
-so a crashed run cannot block the service forever.
+playbook, across many tasks and processes, so it is a file that records who
+holds it, and that expires after ``ttl`` seconds so a crashed run cannot block
+the service forever. Taking or releasing it reads, checks and replaces that
+file inside a ``file_lock`` (the guard), so when many runs take an expired
+lease at once exactly one wins.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,24 +23,38 @@ import json
 import os
 import time
 
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.nginx import write_atomic
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.traffic_split_validate import (
+    SplitError, validate_run_text, validate_service)
+
 
 class LockError(Exception):
     pass
 
 
 @contextlib.contextmanager
-def file_lock(directory, name, timeout=30.0, sleep=time.sleep, clock=time.time):
-    """Hold an exclusive flock on ``directory/name``; no-op when directory is None."""
+def file_lock(directory, name, timeout=30.0, sleep=time.sleep, clock=time.time, create=True, shared=False):
+    """Hold a flock on ``directory/name``; no-op when directory is None.
+
+    Exclusive unless ``shared`` (readers). With ``create=False`` a missing
+    lock file means no writer ever ran there: nothing to wait for.
+    """
     if directory is None:
         yield
         return
     path = os.path.join(directory, name)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+    except OSError as exc:
+        if create or exc.errno != errno.ENOENT:
+            raise
+        yield
+        return
     deadline = clock() + timeout
     try:
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except (IOError, OSError) as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
@@ -54,6 +70,24 @@ def file_lock(directory, name, timeout=30.0, sleep=time.sleep, clock=time.time):
 
 def lease_path(directory, service):
     return os.path.join(directory, '%s.rollout.lock' % service)
+
+
+def guard_name(service):
+    return '.%s.rollout.guard' % service
+
+
+def validate_lease_input(service, run_id=None, holder=None, phase=None):
+    """service like traffic_split's (no path can escape state_dir); safe run_id, holder, phase."""
+    try:
+        validate_service(service)
+        if run_id is not None:
+            validate_run_text(run_id, 'run_id')
+        if holder is not None:
+            validate_run_text(holder, 'holder')
+        if phase is not None:
+            validate_run_text(phase, 'phase', optional=True)
+    except SplitError as exc:
+        raise LockError(str(exc))
 
 
 def read_lease(path):
@@ -74,14 +108,24 @@ def describe(lease):
         lease.get('acquired_at'), lease.get('expires_at'))
 
 
-def acquire_lease(directory, service, run_id, holder, phase, ttl, now=None, force=False):
+def is_live(lease, now):
+    try:
+        return float(lease.get('expires', 0)) > now
+    except (TypeError, ValueError):
+        return False
+
+
+def acquire_lease(directory, service, run_id, holder, phase, ttl, now=None, force=False, timeout=30.0):
     """Take the rollout lease of ``service``.
 
     Returns ``(changed, lease)``. Taking a lease already held by the same
     ``run_id`` refreshes nothing and reports no change. A live lease held by
     another run raises LockError naming the holder; an expired one (or any
-    one with ``force``) is replaced.
+    one with ``force``) is replaced. Read, check and replace happen under the
+    guard lock: of many runs taking an expired lease at once, one wins and
+    the others find its live lease.
     """
+    validate_lease_input(service, run_id, holder, phase)
     now = time.time() if now is None else now
     path = lease_path(directory, service)
     lease = {
@@ -90,37 +134,31 @@ def acquire_lease(directory, service, run_id, holder, phase, ttl, now=None, forc
         'expires': now + ttl,
         'expires_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now + ttl)),
     }
-    for _attempt in range(2):
+    with file_lock(directory, guard_name(service), timeout=timeout):
         existing = read_lease(path)
         if existing is not None:
             if existing.get('run_id') == run_id:
                 return False, existing
-            if not force and float(existing.get('expires', 0)) > now:
+            if not force and is_live(existing, now):
                 raise LockError('a rollout of %s is already in progress: lease held by %s. Wait for it to '
                                 'finish, or run playbooks/rollback.yml, or break the lease with '
                                 '-e rollout_lock_force=true if that run is dead' % (service, describe(existing)))
-            os.unlink(path)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except OSError as exc:
-            if exc.errno == errno.EEXIST:
-                continue  # somebody else won the race; look again
-            raise
-        with os.fdopen(fd, 'w') as handle:
-            json.dump(lease, handle, sort_keys=True)
+        write_atomic(path, json.dumps(lease, sort_keys=True))
         return True, lease
-    raise LockError('could not take the rollout lease of %s: it changed hands while trying' % service)
 
 
-def release_lease(directory, service, run_id, force=False):
+def release_lease(directory, service, run_id, force=False, timeout=30.0):
     """Release the lease if ``run_id`` holds it (or any lease with ``force``).
 
-    Returns True if a file was removed. A lease held by another run is left
-    alone (False): a run gives back only what it took.
+    Returns ``(released, previous)``: whether a lease was removed, and the
+    lease found (None if there was none). A lease held by another run is left
+    alone without ``force``: a run gives back only what it took.
     """
+    validate_lease_input(service, run_id)
     path = lease_path(directory, service)
-    existing = read_lease(path)
-    if existing is None or (existing.get('run_id') != run_id and not force):
-        return False
-    os.unlink(path)
-    return True
+    with file_lock(directory if os.path.isdir(directory) else None, guard_name(service), timeout=timeout):
+        existing = read_lease(path)
+        if existing is None or (existing.get('run_id') != run_id and not force):
+            return False, existing
+        os.unlink(path)
+        return True, existing

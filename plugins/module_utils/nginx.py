@@ -24,11 +24,15 @@ import time
 
 
 class NginxError(Exception):
-    """A change could not be made; ``changed`` says whether files moved."""
+    """A change could not be made; ``changed`` says whether files moved.
 
-    def __init__(self, message, changed=False):
+    ``details`` are extra result keys a module may add to ``fail_json``.
+    """
+
+    def __init__(self, message, changed=False, **details):
         super(NginxError, self).__init__(message)
         self.changed = changed
+        self.details = details
 
 
 def write_atomic(path, text, mode=0o644):
@@ -299,17 +303,19 @@ class Nginx(object):
                                  'see its error log' % (master, self.reload_timeout))
             self.sleep(0.05)
 
-    def apply(self, files, reload=True, check_mode=False, backup_dir=None, mode=0o644):
+    def apply(self, files, reload=True, check_mode=False, backup_dir=None, mode=0o644, force_reload=False):
         """Put ``files`` (path -> new text, None to remove) in place safely.
 
         Returns ``{'changed': bool, 'reloaded': bool, 'changed_files': [...]}``.
         On failure after files were swapped, the previous files are restored
-        (and NGINX reloaded again) before NginxError is raised.
+        (and NGINX reloaded again) before NginxError is raised. With
+        ``force_reload`` (and ``reload``), NGINX is reloaded even when no file
+        changes: what it runs may not be what is on disk.
         """
         current = dict((path, read_text(path)) for path in files)
         changed_files = sorted(p for p in files if files[p] != current[p])
         result = {'changed': bool(changed_files), 'reloaded': False, 'changed_files': changed_files}
-        if not changed_files:
+        if not changed_files and not (reload and force_reload):
             return result
         master = None
         if reload:

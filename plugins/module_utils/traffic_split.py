@@ -1,290 +1,67 @@
 # -*- coding: utf-8 -*-
 # Copyright: SuperSmartMatch platform team
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure logic behind the traffic_split module.
+"""What the traffic_split module does, as plain Python.
 
-Everything here is plain Python so unit tests can call it directly: input
-validation, rendering of the NGINX split file, the per-service state file, and
-the construction of a throw-away configuration tree in which a new split file
-is validated by ``nginx -t`` *before* it is put in place.
+``plan_split`` turns the module's parameters and the stored state into the
+split to apply; ``execute`` runs one call: compare-and-set, drift check,
+plan, render, NGINX, state. The pieces live beside this file:
+``traffic_split_validate`` (input), ``traffic_split_render`` (the NGINX file,
+its parsing and drift) and ``traffic_split_state`` (the state document).
+
+Write order: the NGINX file first (validated, swapped in, reloaded), the
+state last. The file records the generation it was written for, one ahead
+of the stored state until the state is written, so a crash at any point
+leaves either nothing changed or a file whose generation differs from the
+state's: the next call sees drift (``set``, ``restore``, ``complete`` and
+``promote`` refuse; ``rollback`` repairs).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
-import json
-import math
-import re
+import getpass
+import os
+import uuid
 
-STATE_VERSION = 1
-SERVICE_RE = re.compile(r'^[a-z][a-z0-9_]{0,62}$')
-HOST_RE = re.compile(r'^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)$')
-NGINX_VAR_RE = re.compile(r'^\$[A-Za-z_][A-Za-z0-9_]*$')
-SALT_RE = re.compile(r'^[A-Za-z0-9._:+-]{0,64}$')
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.locking import file_lock, lease_path, read_lease
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.nginx import (
+    NginxError, read_text, write_atomic)
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.traffic_split_render import (
+    body, drift_reason, names, parse_live, render_config)
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.traffic_split_state import (
+    check_expected_generation, dump_state, generation_of, new_state, read_json, split_summary, traffic_fields, trimmed)
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.traffic_split_validate import (
+    DEFAULT_KEEPALIVE, SplitError, format_percent, parse_backends, parse_percent, parse_server_options,
+    validate_generation, validate_keepalive, validate_label, validate_nginx_variable, validate_salt,
+    validate_service, validate_sides)
+
 PHASES = ('bootstrap', 'canary', 'extended', 'full', 'promoted', 'rollback', 'manual')
-MANAGED_HEADER = '# Managed by supersmartmatch.platform.traffic_split - do not edit by hand.'
+OPERATIONS = ('set', 'rollback', 'promote', 'complete', 'restore')
+LIVE_KEYS = ('percent', 'stable_backends', 'candidate_backends', 'stable_version', 'candidate_version')
 
 
-class SplitError(Exception):
-    """Bad input or an unusable state: nothing has been changed."""
+def paths(params):
+    """(config_path, state_path) of a service, its name validated first."""
+    service = validate_service(params.get('service'))
+    return (os.path.join(params['config_dir'], '%s.conf' % service),
+            os.path.join(params['state_dir'], '%s.json' % service))
 
 
-# --------------------------------------------------------------------------
-# Input validation
-# --------------------------------------------------------------------------
-
-def parse_percent(value):
-    """Return ``value`` as a float in [0, 100] with at most two decimals.
-
-    Accepts ints, floats and numeric strings; rejects booleans, NaN and
-    anything else with a message that names the bad value.
-    """
-    if isinstance(value, bool) or value is None:
-        raise SplitError('percent must be a number from 0 to 100, got %r' % (value,))
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise SplitError('percent must be a number from 0 to 100, got %r' % (value,))
-    if math.isnan(number) or math.isinf(number):
-        raise SplitError('percent must be a number from 0 to 100, got %r' % (value,))
-    if number < 0 or number > 100:
-        raise SplitError('percent must be between 0 and 100, got %s' % format_percent(number))
-    if round(number, 2) != number:
-        raise SplitError('percent has at most two decimals (NGINX split_clients), got %r' % (value,))
-    return number
-
-
-def format_percent(number):
-    """``5.0`` -> ``'5'``, ``12.5`` -> ``'12.5'``."""
-    if float(number).is_integer():
-        return '%d' % int(number)
-    return ('%.2f' % number).rstrip('0').rstrip('.')
-
-
-def validate_service(name):
-    if not isinstance(name, str) or not SERVICE_RE.match(name):
-        raise SplitError(
-            'service must start with a lower-case letter and contain only a-z, 0-9 and _ '
-            '(it names NGINX upstreams and variables), got %r' % (name,))
-    return name
-
-
-def parse_backend(item):
-    """Validate one ``host:port`` backend and return it normalised."""
-    if not isinstance(item, str) or not item.strip():
-        raise SplitError('backend must be a "host:port" string, got %r' % (item,))
-    text = item.strip()
-    host, sep, port = text.rpartition(':')
-    if not sep or not host:
-        raise SplitError('backend %r must be "host:port"' % (item,))
-    if not HOST_RE.match(host):
-        raise SplitError('backend %r has an invalid host %r' % (item, host))
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise SplitError('backend %r has an invalid port %r (1-65535)' % (item, port))
-    return '%s:%d' % (host, int(port))
-
-
-def parse_backends(items, side):
-    if items is None:
-        raise SplitError('%s is required: a list of "host:port" backends' % side)
-    if isinstance(items, str):
-        items = [items]
-    if not isinstance(items, (list, tuple)) or not items:
-        raise SplitError('%s must be a non-empty list of "host:port" backends' % side)
-    result = []
-    for item in items:
-        backend = parse_backend(item)
-        if backend in result:
-            raise SplitError('%s lists backend %s twice' % (side, backend))
-        result.append(backend)
-    return result
-
-
-def validate_sides(stable, candidate):
-    shared = sorted(set(stable) & set(candidate))
-    if shared:
-        raise SplitError('stable and candidate must not share backends: %s' % ', '.join(shared))
-
-
-def validate_nginx_variable(value, option):
-    if not isinstance(value, str) or not NGINX_VAR_RE.match(value):
-        raise SplitError('%s must be one NGINX variable such as $cookie_ssm_uid, got %r' % (option, value))
-    return value
-
-
-def validate_salt(value):
-    value = '' if value is None else str(value)
-    if not SALT_RE.match(value):
-        raise SplitError('salt may hold up to 64 of A-Z a-z 0-9 . _ : + -, got %r' % (value,))
-    return value
-
-
-# --------------------------------------------------------------------------
-# Rendering
-# --------------------------------------------------------------------------
-
-def names(service):
-    """The NGINX names a service's split file defines."""
+def options_from(params, stored, operation):
+    """server_options and keepalive: given with ``set``, else those stored."""
+    given = dict((k, params.get(k)) for k in ('server_options', 'keepalive') if params.get(k) is not None)
+    if given and operation != 'set':
+        raise SplitError('%s cannot be given with operation=%s: it re-renders the options stored in the state'
+                         % (' and '.join(sorted(given)), operation))
+    stored = stored or {}
+    server_options = given.get('server_options', stored.get('server_options'))
+    keepalive = given.get('keepalive', stored.get('keepalive'))
     return {
-        'stable': '%s_stable' % service,
-        'candidate': '%s_candidate' % service,
-        'key': '$%s_split_key' % service,
-        'variable': '$%s_backend' % service,
+        'server_options': parse_server_options(server_options),
+        'keepalive': validate_keepalive(DEFAULT_KEEPALIVE if keepalive is None else keepalive),
     }
-
-
-def render_config(split, options=None):
-    """Render the NGINX split file for ``split``.
-
-    ``split`` holds ``service``, ``stable``/``candidate`` (dicts with
-    ``backends``), ``percent``, ``salt``, ``sticky_key`` and ``sticky_fallback``.
-    The candidate bucket is listed first, so with a fixed key and salt the
-    users sent to the candidate at 5 % are still there at 25 %. Only the
-    upstreams that take traffic are defined.
-    """
-    options = options or {}
-    service = split['service']
-    n = names(service)
-    keepalive = int(options.get('keepalive', 32))
-    server_options = options.get('server_options', 'max_fails=3 fail_timeout=10s').strip()
-    percent = float(split['percent'])
-    lines = [MANAGED_HEADER,
-             '# service=%s stable=%s candidate=%s percent=%s' % (
-                 service, split['stable'].get('version') or '-',
-                 split['candidate'].get('version') or '-', format_percent(percent)),
-             '']
-    # A side that takes no traffic is left out, so that a dead or unresolvable
-    # host on that side cannot make the configuration invalid (rollback must
-    # work when the candidate is gone).
-    sides = ('stable',) if percent <= 0 else ('candidate',) if percent >= 100 else ('stable', 'candidate')
-    for side in sides:
-        lines.append('upstream %s {' % n[side])
-        for backend in split[side]['backends']:
-            lines.append('    server %s%s;' % (backend, ' ' + server_options if server_options else ''))
-        if keepalive > 0:
-            lines.append('    keepalive %d;' % keepalive)
-        lines.append('}')
-        lines.append('')
-    lines.append('map %s %s {' % (split['sticky_key'], n['key']))
-    lines.append('    ""      %s;' % split['sticky_fallback'])
-    lines.append('    default %s;' % split['sticky_key'])
-    lines.append('}')
-    lines.append('')
-    lines.append('split_clients "%s%s" %s {' % (
-        '${%s}' % n['key'][1:], split.get('salt') or '', n['variable']))
-    if percent >= 100:
-        lines.append('    *   %s;' % n['candidate'])
-    elif percent <= 0:
-        lines.append('    *   %s;' % n['stable'])
-    else:
-        lines.append('    %s%%  %s;' % (format_percent(percent), n['candidate']))
-        lines.append('    *   %s;' % n['stable'])
-    lines.append('}')
-    return '\n'.join(lines) + '\n'
-
-
-# --------------------------------------------------------------------------
-# State
-# --------------------------------------------------------------------------
-
-def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def read_json(path):
-    """Return the JSON document at ``path`` or None if there is none."""
-    try:
-        with open(path, 'r') as handle:
-            return json.load(handle)
-    except IOError as exc:
-        if getattr(exc, 'errno', None) == 2:
-            return None
-        raise SplitError('cannot read %s: %s' % (path, exc))
-    except ValueError as exc:
-        raise SplitError('%s is not valid JSON (%s); fix or move it aside, nothing was changed' % (path, exc))
-
-
-def dump_state(state):
-    """Serialise a state for its file."""
-    return json.dumps(state, indent=2, sort_keys=True) + '\n'
-
-
-def split_summary(state):
-    """The part of a state that describes where traffic goes."""
-    if not state:
-        return None
-    return {
-        'percent': state.get('percent'),
-        'phase': state.get('phase'),
-        'status': state.get('status'),
-        'stable': dict(state.get('stable') or {}),
-        'candidate': dict(state.get('candidate') or {}),
-        'salt': state.get('salt', ''),
-        'updated_at': state.get('updated_at'),
-        'updated_by': state.get('updated_by'),
-    }
-
-
-def traffic_fields(state):
-    """Fields whose change means a new configuration or a new record."""
-    if not state:
-        return None
-    keys = ('percent', 'phase', 'status', 'salt', 'sticky_key', 'sticky_fallback')
-    result = dict((k, state.get(k)) for k in keys)
-    for side in ('stable', 'candidate'):
-        part = state.get(side) or {}
-        result[side] = (tuple(part.get('backends') or ()), part.get('version'), part.get('color'))
-    return result
-
-
-def new_state(previous, split, run_by, run_id, history_limit=100, now=None):
-    """Build the state to store after applying ``split`` over ``previous``."""
-    now = now or utc_now()
-    history = list((previous or {}).get('history') or [])
-    entry = {
-        'time': now,
-        'operation': split.get('operation', 'set'),
-        'phase': split['phase'],
-        'status': split.get('status'),
-        'percent': split['percent'],
-        'stable_version': split['stable'].get('version'),
-        'candidate_version': split['candidate'].get('version'),
-        'by': run_by,
-        'run_id': run_id,
-    }
-    history.append(entry)
-    if history_limit and len(history) > history_limit:
-        history = history[-history_limit:]
-    state = {
-        'format': STATE_VERSION,
-        'service': split['service'],
-        'percent': split['percent'],
-        'phase': split['phase'],
-        'status': split.get('status'),
-        'salt': split.get('salt', ''),
-        'sticky_key': split['sticky_key'],
-        'sticky_fallback': split['sticky_fallback'],
-        'stable': dict(split['stable']),
-        'candidate': dict(split['candidate']),
-        'updated_at': now,
-        'updated_by': run_by,
-        'run_id': run_id,
-        # a restore cannot itself be restored: a second restore is a no-op
-        'previous': None if split.get('operation') == 'restore' else snapshot(previous),
-        'history': history,
-    }
-    return state
-
-
-def snapshot(state):
-    """The part of a state that ``restore`` can go back to (no history)."""
-    if not state:
-        return None
-    keys = ('percent', 'phase', 'status', 'salt', 'sticky_key', 'sticky_fallback', 'stable', 'candidate',
-            'run_id', 'updated_at', 'updated_by')
-    return dict((k, state.get(k)) for k in keys)
 
 
 def plan_restore(service, params, previous, sticky_key, sticky_fallback):
@@ -297,16 +74,19 @@ def plan_restore(service, params, previous, sticky_key, sticky_fallback):
     run_id = params.get('run_id')
     if not run_id:
         raise SplitError('operation=restore needs run_id: only the run that made a change may undo it')
+    options_from(params, None, 'restore')
     if not previous or previous.get('run_id') != run_id or not previous.get('previous'):
         return None
     before = previous['previous']
-    return {
+    split = {
         'service': service, 'operation': 'restore', 'percent': float(before['percent']),
         'phase': before['phase'], 'status': before.get('status'), 'salt': before.get('salt', ''),
         'sticky_key': before.get('sticky_key') or sticky_key,
         'sticky_fallback': before.get('sticky_fallback') or sticky_fallback,
         'stable': dict(before['stable']), 'candidate': dict(before['candidate']),
     }
+    split.update(options_from({}, before, 'restore'))
+    return split
 
 
 def plan_split(params, previous):
@@ -316,10 +96,11 @@ def plan_split(params, previous):
     ``rollback`` (all traffic back to the stable side named in the state; after
     a promotion, back to the side that was stable before it) or ``promote``
     (the candidate, which must already hold 100 %, becomes the stable side) or
-    ``complete`` (the current phase passed its hold; traffic does not move).
+    ``complete`` (the current phase passed its hold; traffic does not move)
+    or ``restore`` (see ``plan_restore``).
     Raises SplitError, naming the problem, when the request cannot be met.
     """
-    service = validate_service(params['service'])
+    service = validate_service(params.get('service'))
     operation = params.get('operation') or 'set'
     sticky_key = validate_nginx_variable(
         params.get('sticky_key') or (previous or {}).get('sticky_key') or '$cookie_ssm_uid', 'sticky_key')
@@ -336,6 +117,7 @@ def plan_split(params, previous):
                 'nothing was changed' % (service, params.get('state_path') or 'state_dir', operation))
         if params.get('percent') is not None:
             raise SplitError('percent cannot be given with operation=%s' % operation)
+        options = options_from(params, previous, operation)
         stable = dict(previous['stable'])
         candidate = dict(previous['candidate'])
         percent = float(previous.get('percent', 0))
@@ -366,17 +148,18 @@ def plan_split(params, previous):
         candidate = {'backends': parse_backends(params.get('candidate'), 'candidate')}
         for side, part in (('stable', stable), ('candidate', candidate)):
             for key in ('version', 'color'):
-                value = params.get('%s_%s' % (side, key))
-                part[key] = None if value is None else str(value)
+                option = '%s_%s' % (side, key)
+                part[key] = validate_label(params.get(option), option)
         phase = params.get('phase') or 'manual'
         if phase not in PHASES:
             raise SplitError('phase must be one of %s, got %r' % (', '.join(PHASES), phase))
         status = 'in_progress' if phase in ('canary', 'extended', 'full') else 'steady'
         salt = validate_salt(params.get('salt'))
+        options = options_from(params, previous, operation)
     else:
-        raise SplitError('operation must be set, rollback, promote, complete or restore, got %r' % (operation,))
+        raise SplitError('operation must be one of %s, got %r' % (', '.join(OPERATIONS), operation))
     validate_sides(stable['backends'], candidate['backends'])
-    return {
+    split = {
         'service': service,
         'operation': operation,
         'percent': percent,
@@ -387,4 +170,135 @@ def plan_split(params, previous):
         'sticky_fallback': sticky_fallback,
         'stable': stable,
         'candidate': candidate,
+    }
+    split.update(options)
+    return split
+
+
+# --------------------------------------------------------------------------
+# One call of the module
+# --------------------------------------------------------------------------
+
+def write_state_file(path, text):
+    """The last write of a change (tests replace it to crash before it)."""
+    write_atomic(path, text)
+
+
+def drift_refusal(service, operation, reason, generation):
+    return SplitError(
+        'drift on %s: %s. %s refused, nothing was changed; rollback (playbooks/rollback.yml) renders the '
+        'state again at 0 %% on the stable side and repairs it' % (service, reason, operation),
+        drift=True, drift_reason=reason, generation=generation)
+
+
+def execute(params, nginx, check_mode=False, diff=False):
+    """Run one traffic_split call; return the module's result.
+
+    ``nginx`` is a ``module_utils.nginx.Nginx`` (or a fake with ``apply``).
+    Raises SplitError (nothing changed; ``details`` for fail_json) or
+    NginxError (``changed`` says whether files moved).
+    """
+    config_path, state_path = paths(params)
+    lock_dir = params['state_dir'] if os.path.isdir(params['state_dir']) else None
+    with file_lock(lock_dir, '.%s.module.lock' % params['service']):
+        previous = read_json(state_path)
+        generation = generation_of(previous)
+        try:
+            return _execute(params, nginx, check_mode, diff, config_path, state_path, previous)
+        except (SplitError, NginxError) as exc:
+            exc.details.setdefault('generation', generation)
+            exc.details['previous_generation'] = generation
+            raise
+
+
+def _execute(params, nginx, check_mode, diff, config_path, state_path, previous):
+    service = params['service']
+    operation = params.get('operation') or 'set'
+    generation = generation_of(previous)
+    result = dict(changed=False, config_path=config_path, state_path=state_path, reloaded=False,
+                  variable=names(service)['variable'], generation=generation, previous_generation=generation)
+    history_limit = params.get('history_limit')
+    history_limit = 100 if history_limit is None else history_limit
+    if not isinstance(history_limit, int) or history_limit < 0:
+        raise SplitError('history_limit must be >= 0 (0 keeps every entry), got %r' % (history_limit,))
+    check_expected_generation(previous, validate_generation(params.get('expected_generation')))
+    current = read_text(config_path)
+    drift = drift_reason(previous, current)
+    if drift and operation != 'rollback':
+        raise drift_refusal(service, operation, drift, generation)
+    split = plan_split(dict(params, state_path=state_path), previous)
+    result['previous'] = result['split'] = split_summary(previous)
+    if split is None:  # restore: the last change is not this run's
+        return result
+    if not drift and traffic_fields(previous) == traffic_fields(split):
+        return result
+
+    run_by = params.get('run_by') or os.environ.get('SUDO_USER') or getpass.getuser()
+    run_id = params.get('run_id') or str(uuid.uuid4())
+    state = new_state(previous, split, run_by, run_id, history_limit)
+    content = render_config(split, state['generation'])
+    result.update(changed=True, split=split_summary(state), generation=state['generation'])
+    if drift:
+        result['repaired'] = drift
+    if diff:
+        result['diff'] = [dict(before_header=config_path, after_header=config_path,
+                               before=current or '', after=content)]
+    # Only comments changed (a new generation, a status): nothing for NGINX to
+    # reload, unless the file had drifted (what NGINX runs is then unknown).
+    reload = bool(params.get('reload', True)) and (body(content) != body(current) or bool(drift))
+    if not check_mode:
+        for directory in (params['state_dir'], params['config_dir']):
+            if not os.path.isdir(directory):
+                os.makedirs(directory, 0o755)
+    outcome = nginx.apply({config_path: content}, reload=reload, check_mode=check_mode,
+                          backup_dir=params['state_dir'], force_reload=reload)
+    result['reloaded'] = outcome['reloaded']
+    if not check_mode:
+        write_state_file(state_path, dump_state(state))
+    return result
+
+
+# --------------------------------------------------------------------------
+# traffic_split_info
+# --------------------------------------------------------------------------
+
+def lease_view(lease, now):
+    """The rollout lease with ``expired``, or None."""
+    if lease is None:
+        return None
+    view = dict(lease)
+    try:
+        view['expired'] = float(lease.get('expires', 0)) <= now
+    except (TypeError, ValueError):
+        view['expired'] = True
+    return view
+
+
+def info(params, now, history=10):
+    """What traffic_split_info returns: the state, the live file, drift, the lease.
+
+    Each file is read once, under the lock the module's writers take, so a
+    change in progress is not mistaken for drift.
+    """
+    config_path, state_path = paths(params)
+    service = params['service']
+    lock_dir = params['state_dir'] if os.path.isdir(params['state_dir']) else None
+    with file_lock(lock_dir, '.%s.module.lock' % service, create=False, shared=True):
+        state = read_json(state_path)
+        current = read_text(config_path)
+        lease = read_lease(lease_path(params['state_dir'], service))
+    live = parse_live(current, service)
+    reason = drift_reason(state, current)
+    return {
+        'changed': False,
+        'config_path': config_path,
+        'state_path': state_path,
+        'exists': state is not None,
+        'state': trimmed(state, history),
+        'generation': generation_of(state),
+        'file_generation': None if live is None else live['generation'],
+        'drift': reason is not None,
+        'drift_reason': reason,
+        'live': None if live is None else dict((k, live[k]) for k in LIVE_KEYS),
+        'lease': lease_view(lease, now),
     }

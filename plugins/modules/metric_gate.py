@@ -15,8 +15,8 @@ version_added: 0.1.0
 description:
   - >-
     Measures a list of O(checks) O(count) times and returns one verdict, V(passed),
-    V(failed), V(inconclusive) or V(error), like an Argo Rollouts analysis run. The
-    rollout playbooks run it between phases (canary, extended, full).
+    V(failed), V(inconclusive), V(error) or V(aborted), like an Argo Rollouts analysis run. The
+    rollout playbooks run it during the hold of each phase (canary, extended, full).
   - >-
     With O(provider=prometheus) each check's C(query) is a PromQL instant query sent as
     C(GET <url>/api/v1/query?query=...); the value is the single sample of the instant
@@ -64,11 +64,57 @@ description:
     (the gate stopped before its C(initial_delay)); else V(passed). Failed
     measurements within O(failure_limit) do not change a V(passed) verdict.
   - >-
-    The task fails for V(failed) and V(error), and for V(inconclusive) unless
-    O(allow_inconclusive=true). Its message names each check at fault with its failing
+    In classic mode (no O(resume_file)) the task fails for V(failed), V(error) and V(aborted),
+    and for V(inconclusive) unless O(allow_inconclusive=true). Its message names each check at fault with its failing
     values (up to 4 significant digits) and threshold, e.g.
     C(metric gate 'canary' failed: precision 0.912, 0.93 < min 0.94 in 2 of 3 measurements).
     RV(measurements) and RV(summary) are returned in every case, failures included.
+  - >-
+    B(Compare checks - the Kayenta-style judge.) A check with C(kind=compare) judges the
+    candidate against the stable side statistically instead of against fixed numbers, so a
+    release that is 40 % slower but still under an absolute threshold is caught. Each round
+    reads both series with Prometheus range queries (C(query) for the candidate,
+    C(baseline_query) for the stable side; C(GET <url>/api/v1/query_range)) over the window
+    from O(start_at) (else the first round) to now, at C(step) seconds (default O(interval));
+    NaN points are dropped, more than one series is an error. The two samples are compared with
+    a two-sided B(Mann-Whitney U test) (normal approximation with tie and continuity correction)
+    and the B(Hodges-Lehmann) estimate of the shift C(candidate - stable) (the median of all
+    pairwise differences) with its distribution-free confidence interval at C(confidence)
+    (default 0.98). With C(direction=higher_is_worse) (the default; latency, error rate) the
+    check V(failed) when the whole confidence interval lies above the tolerance
+    C((max_ratio - 1) x median(stable)), that is when the candidate is, at that confidence,
+    worse than C(max_ratio) x the stable side; with C(direction=lower_is_worse) (precision,
+    throughput) it fails when the interval lies below C((min_ratio - 1) x median(stable)).
+    Otherwise the check V(passed). Fewer than C(min_samples) (default 10) values on either side
+    is V(inconclusive), never a pass. The window grows every round, so a compare check's verdict
+    is its latest judgement (its first rounds, with too few samples, do not make the gate
+    inconclusive); a failed judgement counts against O(failure_limit) as any failed
+    measurement. The statistics are pure Python (no SciPy on the host); the unit tests check
+    them against C(scipy.stats.mannwhitneyu). Range-query points are assumed independent;
+    consecutive points of a C(rate()) over a window longer than the step are correlated, which
+    narrows the interval: keep a tolerance (C(max_ratio) 1.1 or more) rather than 1.
+  - >-
+    B(Watch.) With O(watch), the gate reads a JSON file on its host (such as the
+    C(traffic_split) state of the balancer, field C(generation)) before every round and at least
+    every second while it waits. When the field no longer holds O(watch.expected) (C(8) and
+    C("8") are the same), or the file is gone or unreadable, the gate stops at once with the
+    verdict V(aborted) and RV(watch) says who moved it, e.g.
+    C(metric gate 'canary': aborted, the watched state moved to generation 9 (rollback by bob@ctl at <time>)).
+    V(aborted) is terminal.
+  - >-
+    B(Step mode.) With O(resume_file) (and O(run_key)), each call runs exactly one round and
+    returns, and the next call with the same O(run_key) continues the same gate from the file
+    (mode 0600, written atomically): it waits until the round is due (O(start_at),
+    O(initial_delay), per-check C(initial_delay), O(interval), O(error_retry_interval), watching
+    O(watch) every second), measures, saves and returns RV(finished), RV(verdict) (V(running)
+    until finished), RV(round), RV(rounds_total), RV(remaining_s), RV(summary),
+    RV(measurements) and RV(message). A retry of errored checks is a call of its own (RV(round)
+    C(retry=true), same index). Loop on it with C(until: result.finished) so each round reaches
+    the terminal as it happens. In step mode the task B(never fails because of a verdict) (only
+    bad input fails it): the caller decides from RV(verdict). A finished gate stays in the file,
+    marked finished: a repeat call with the same O(run_key) returns the same result, with
+    RV(repeated=true), without measuring again; another O(run_key) starts a new gate, and the
+    same O(run_key) with other checks or timing is refused.
   - >-
     B(Timing.) The module waits O(initial_delay), then takes O(count) sample rounds; a
     round measures every check once (retrying errors). A round starts O(interval) seconds
@@ -102,6 +148,8 @@ options:
         (C(/api/v1/query) is appended unless the URL already ends with it).
       - With V(http_json), the URL of the JSON document, such as C(http://app1:5070/health).
       - A check may override it with its own C(url).
+      - Not logged (C(no_log)), as it may carry credentials. Messages name the endpoint as
+        C(host:port/path), never the URL itself.
     type: str
     required: true
   checks:
@@ -127,6 +175,13 @@ options:
         the check at least one round (C(initial_delay <= interval x [count - 1])).
       - A check needs at least one of C(min), C(max), C(min_ratio), C(max_ratio);
         C(min) must not exceed C(max). Bad input fails before any request.
+      - C(kind) (optional, V(threshold) or V(compare), default V(threshold)). A V(compare) check
+        (see the description) needs C(query), C(baseline_query) and, with C(direction)
+        V(higher_is_worse) (default), C(max_ratio >= 1), or with V(lower_is_worse),
+        C(0 < min_ratio <= 1); it takes no C(min)/C(max). Its own keys, refused on other checks, are
+        C(confidence) (0.5 to < 1, default 0.98), C(min_samples) (whole number >= 3, default 10),
+        C(step) (seconds between range-query points, default O(interval); required when
+        O(interval) is 0). It needs O(provider=prometheus).
     type: list
     elements: dict
     required: true
@@ -178,8 +233,8 @@ options:
     default: 10
   headers:
     description:
-      - Extra HTTP headers, such as C(Authorization). They are not masked in logs; put
-        C(no_log=true) on the task when they hold secrets.
+      - Extra HTTP headers, such as C(Authorization).
+      - Not logged (C(no_log)), so their values are masked in the task output and logs.
     type: dict
     default: {}
   validate_certs:
@@ -196,8 +251,39 @@ options:
     description: Labels of the gate (service, version...), shown in messages and returned.
     type: dict
     default: {}
+  watch:
+    description:
+      - A JSON file on the gate's host whose field must keep its value while the gate runs;
+        when it moves the gate stops with V(aborted) (see the description).
+    type: dict
+    suboptions:
+      path:
+        description: Absolute path of the JSON file, such as the C(traffic_split) state of the service.
+        type: path
+        required: true
+      field:
+        description: The top-level key to compare.
+        type: str
+        default: generation
+      expected:
+        description: The value the field had when the gate was planned.
+        type: raw
+        required: true
+  resume_file:
+    description:
+      - Step mode (see the description) - the file on the gate's host that keeps the gate
+        between calls (absolute path; its directory must exist). Requires O(run_key).
+      - The file is the gate's own progress record, so it is written in check mode too.
+    type: path
+  run_key:
+    description:
+      - Names the gate kept in O(resume_file), such as the rollout's run id and phase. Another
+        value starts a new gate. Only with O(resume_file).
+    type: str
 notes:
   - C(changed) is always false.
+  - O(url) and O(headers) are C(no_log); credentials are never written to RV(measurements),
+    RV(message) or O(resume_file).
   - Runs on the target host with the standard library (HTTP through C(ansible.module_utils.urls)).
 seealso:
   - module: supersmartmatch.platform.traffic_split
@@ -228,6 +314,34 @@ EXAMPLES = r'''
         max_ratio: 1.2
   register: gate
 
+- name: Hold the canary one round per task retry, printing each round, stopping if the split moves
+  supersmartmatch.platform.metric_gate:
+    name: canary
+    url: http://prometheus:9090
+    count: 240
+    interval: 30
+    start_at: "{{ shift_time }}"
+    resume_file: /var/lib/supersmartmatch/gate-canary.json
+    run_key: "{{ run_id }}-canary"
+    watch:
+      path: /var/lib/supersmartmatch/traffic_split/supersmartmatch.json
+      expected: "{{ planned_generation }}"
+    checks:
+      - name: p95_vs_stable
+        kind: compare
+        query: histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{color="green"}[1m])))
+        baseline_query: histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{color="blue"}[1m])))
+        direction: higher_is_worse
+        max_ratio: 1.1
+        confidence: 0.98
+      - name: precision
+        query: avg(ssm_match_precision{color="green"})
+        min: 0.94
+  register: round
+  until: round.finished
+  retries: 300
+  delay: 0
+
 - name: Health endpoint of the candidate
   supersmartmatch.platform.metric_gate:
     provider: http_json
@@ -244,10 +358,58 @@ EXAMPLES = r'''
 
 RETURN = r'''
 verdict:
-  description: V(passed), V(failed), V(inconclusive) or V(error).
+  description:
+    - V(passed), V(failed), V(inconclusive), V(error) or V(aborted) (the watched state moved).
+    - In step mode V(running) until RV(finished).
   returned: always
   type: str
   sample: failed
+finished:
+  description: Step mode - whether the gate has its final verdict (loop with C(until) on it).
+  returned: with O(resume_file)
+  type: bool
+  sample: false
+current:
+  description: Step mode - the verdict the gate would have if it ended now (V(aborted) once aborted).
+  returned: with O(resume_file)
+  type: str
+  sample: passed
+round:
+  description:
+    - Step mode - the round this call measured, or null when none was (aborted first, or a repeat call).
+    - C(index) (1-based), C(time) (ISO 8601 UTC), C(retry) (a retry of the checks that errored in
+      that round), C(results) - per check measured, C(name), C(value), C(outcome) (V(passed),
+      V(failed), V(inconclusive), V(error) or V(no_data), with C(counted_as) the outcome it counted as),
+      C(threshold) (text) and C(message).
+  returned: with O(resume_file)
+  type: dict
+  sample: {"index": 3, "time": "2026-11-29T18:01:30.000+00:00", "retry": false, "results": [
+           {"name": "precision", "value": 0.97, "outcome": "passed", "threshold": "value >= 0.94",
+            "message": "0.97 within value >= 0.94"}]}
+rounds_total:
+  description: Step mode - O(count).
+  returned: with O(resume_file)
+  type: int
+  sample: 240
+remaining_s:
+  description: Step mode - seconds of the hold left, until O(start_at) (else the first round) + (O(count) - 1) x O(interval); 0 when finished.
+  returned: with O(resume_file)
+  type: float
+  sample: 7080.0
+repeated:
+  description: Step mode - true when the gate had already finished and this call only returned its result.
+  returned: with O(resume_file)
+  type: bool
+  sample: false
+watch:
+  description:
+    - With O(watch) - C(changed) (whether the watched state moved) and C(value); when it moved, also
+      C(updated_by), C(updated_at), C(phase), C(status) and C(operation) (of the last entry of the
+      document's C(history)), or C(problem) when the file was gone or unreadable.
+  returned: with O(watch)
+  type: dict
+  sample: {"changed": true, "value": 9, "updated_by": "bob@ctl", "updated_at": "2026-11-29T18:00:00+00:00",
+           "phase": "rollback", "status": "rolled_back", "operation": "rollback"}
 message:
   description: The verdict and, per check at fault, its values and threshold.
   returned: always
@@ -259,6 +421,9 @@ measurements:
     - C(check), C(sample) (1-based round), C(time) (ISO 8601 UTC, when the query was sent),
       C(value) (float, or null for no data, errors and infinities), C(baseline) (only for
       checks with a baseline_query), C(outcome) and C(message).
+    - A compare check's C(value) is the estimated ratio candidate/stable, C(baseline) the stable
+      median, and C(judge) holds the sample sizes, C(u), C(p_value), C(shift), C(ci), both medians,
+      C(ratio) and C(allowed_shift).
   returned: always
   type: list
   elements: dict
@@ -305,6 +470,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.urls import open_url
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import metric_gate as mg
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_providers import make_fetch_series
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_step import run_step
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_watch import make_watch, unchanged
 
 try:
     import jmespath
@@ -319,7 +487,7 @@ except ImportError as exc:  # pragma: no cover - depends on the target
 def argument_spec():
     return dict(
         provider=dict(type='str', default='prometheus', choices=list(mg.PROVIDERS)),
-        url=dict(type='str', required=True),
+        url=dict(type='str', required=True, no_log=True),
         checks=dict(type='list', elements='dict', required=True),
         count=dict(type='int', default=1),
         interval=dict(type='float', default=60.0),
@@ -331,12 +499,53 @@ def argument_spec():
         on_no_data=dict(type='str', default='inconclusive', choices=list(mg.NO_DATA_POLICIES)),
         allow_inconclusive=dict(type='bool', default=False),
         timeout=dict(type='float', default=10.0),
-        headers=dict(type='dict', default={}),
+        headers=dict(type='dict', default={}, no_log=True),
         validate_certs=dict(type='bool', default=True),
         ca_path=dict(type='path'),
         name=dict(type='str'),
         labels=dict(type='dict', default={}),
+        watch=dict(type='dict', options=dict(
+            path=dict(type='path', required=True),
+            field=dict(type='str', default='generation'),
+            expected=dict(type='raw', required=True),
+        )),
+        resume_file=dict(type='path'),
+        run_key=dict(type='str'),
     )
+
+
+def uses_json(params):
+    return params['provider'] == 'http_json' or any(
+        isinstance(c, dict) and c.get('provider') == 'http_json' for c in params['checks'] or [])
+
+
+def json_search():
+    """``(compile_expr, search)`` for JMESPath, compiling each expression once."""
+    compiled = {}
+
+    def compile_expr(expr):
+        if expr not in compiled:
+            compiled[expr] = jmespath.compile(expr)
+        return compiled[expr]
+
+    def search(expr, doc):
+        return compile_expr(expr).search(doc)
+
+    return compile_expr, search
+
+
+def validate_step(params):
+    """``(resume_file, run_key)`` for step mode, ``(None, None)`` for classic mode."""
+    resume_file, run_key = params['resume_file'], params['run_key']
+    if resume_file is None:
+        if run_key is not None:
+            raise mg.GateError('run_key needs resume_file (it names the gate kept in that file)')
+        return None, None
+    if not resume_file.startswith('/') or '\x00' in resume_file:
+        raise mg.GateError('resume_file must be an absolute path, got %r' % resume_file)
+    if not isinstance(run_key, str) or not run_key.strip():
+        raise mg.GateError('resume_file needs run_key (a non-empty string naming this gate, e.g. the run id)')
+    return resume_file, run_key.strip()
 
 
 def main():
@@ -344,48 +553,59 @@ def main():
     params = module.params
     base = dict(changed=False, name=params['name'], labels=params['labels'], verdict='error',
                 measurements=[], summary={}, samples=0, stopped_early=False, duration=0.0)
-    search = None
-    compile_expr = None
-    uses_json = params['provider'] == 'http_json' or any(
-        isinstance(c, dict) and c.get('provider') == 'http_json' for c in params['checks'] or [])
-    if uses_json:
+    title = mg.gate_title(params['name'], params['labels'])
+    compile_expr = search = None
+    if uses_json(params):
         if not HAS_JMESPATH:
             text = missing_required_lib('jmespath')
             module.fail_json(msg=text, message=text, exception=str(JMESPATH_IMPORT_ERROR), **base)
-        compiled = {}
-
-        def compile_expr(expr):
-            if expr not in compiled:
-                compiled[expr] = jmespath.compile(expr)
-            return compiled[expr]
-
-        def search(expr, doc):
-            return compile_expr(expr).search(doc)
+        compile_expr, search = json_search()
     try:
         settings = mg.validate_params(params, compile_expr)
+        resume_file, run_key = validate_step(params)
     except mg.GateError as exc:
-        text = '%s: %s' % (mg.gate_title(params['name'], params['labels']), exc)
+        text = '%s: %s' % (title, exc)
         module.fail_json(msg=text, message=text, **base)
 
     fetch_json = mg.make_fetch_json(open_url, timeout=settings['timeout'], headers=params['headers'],
                                     validate_certs=params['validate_certs'], ca_path=params['ca_path'])
     fetch_value = mg.make_fetch_value(settings['provider'], settings['url'], fetch_json, search)
+    fetch_series = make_fetch_series(settings['url'], fetch_json)
+    watch = make_watch(settings['watch'])
+    message_options = dict(
+        name=params['name'], labels=params['labels'], failure_limit=settings['failure_limit'],
+        consecutive_error_limit=settings['consecutive_error_limit'], on_no_data=settings['on_no_data'],
+        allow_inconclusive=params['allow_inconclusive'],
+        watch_field=settings['watch']['field'] if settings['watch'] else 'generation')
     started = time.monotonic()
+    if resume_file:
+        try:
+            result = run_step(settings['checks'], settings, fetch_value, resume_file, run_key, title=title,
+                              message_options=message_options, watch=watch, fetch_series=fetch_series)
+        except (mg.GateError, OSError) as exc:
+            text = '%s: %s' % (title, exc)
+            module.fail_json(msg=text, message=text, **base)
+        output = dict(base)
+        output.update(result, duration=round(time.monotonic() - started, 3))
+        if settings['watch'] and 'watch' not in output:
+            output['watch'] = unchanged(settings['watch'])
+        # step mode never fails the task because of a verdict: the caller loops until finished
+        module.exit_json(**output)
+
     result = mg.run_gate(
         settings['checks'], fetch_value, count=settings['count'], interval=settings['interval'],
         initial_delay=settings['initial_delay'], failure_limit=settings['failure_limit'],
         consecutive_error_limit=settings['consecutive_error_limit'],
         error_retry_interval=settings['error_retry_interval'], on_no_data=settings['on_no_data'],
-        start_at=settings['start_at'])
-    message = mg.gate_message(
-        result, settings['checks'], name=params['name'], labels=params['labels'],
-        failure_limit=settings['failure_limit'], consecutive_error_limit=settings['consecutive_error_limit'],
-        on_no_data=settings['on_no_data'], allow_inconclusive=params['allow_inconclusive'])
+        start_at=settings['start_at'], watch=watch, fetch_series=fetch_series)
+    message = mg.gate_message(result, settings['checks'], **message_options)
     output = dict(base)
     output.update(verdict=result['verdict'], message=message,
                   measurements=mg.public_measurements(result['measurements']), summary=result['summary'],
                   samples=result['samples'], stopped_early=result['stopped_early'],
                   duration=round(time.monotonic() - started, 3))
+    if settings['watch']:
+        output['watch'] = result['watch'] or unchanged(settings['watch'])
     if mg.task_failed(result['verdict'], params['allow_inconclusive']):
         module.fail_json(msg=message, **output)
     module.exit_json(**output)

@@ -16,11 +16,15 @@ description:
   - A phase playbook takes the lease on every load balancer before it moves traffic and
     releases it at the end, so two rollouts of the same service cannot run at once. The
     second one fails with a message naming the holder, its run and when the lease expires.
-  - The lease is a file created with C(O_EXCL) in O(state_dir). It expires after O(ttl)
-    seconds, so a run that died does not block the service forever; O(force) breaks a live one.
+  - The lease is a file in O(state_dir). It expires after O(ttl) seconds, so a run that died
+    does not block the service forever; O(force) breaks a live one. Reading, checking and
+    replacing it happen under an exclusive C(flock), so of many runs taking an expired lease
+    at once exactly one wins; the others are refused, naming the winner.
   - Taking a lease already held by the same O(run_id) reports no change. Releasing a lease
     held by another run leaves it alone and reports no change (a run gives back only what it took).
-  - C(playbooks/rollback.yml) does not take the lease, so an emergency rollback is never blocked.
+  - C(playbooks/rollback.yml) does not take the lease, so an emergency rollback is never blocked;
+    it gives the service back with O(state=released) and O(force=true), and learns from
+    RV(previous) whose rollout it ended.
 author:
   - SuperSmartMatch platform team (@supersmartmatch)
 extends_documentation_fragment:
@@ -33,7 +37,9 @@ attributes:
     support: none
 options:
   service:
-    description: Service whose lease this is.
+    description:
+      - Service whose lease this is; the same rule as traffic_split's O(supersmartmatch.platform.traffic_split#module:service)
+        (a lower-case letter, then up to 62 of C(a-z), C(0-9), C(_)), so the lease cannot be written outside O(state_dir).
     type: str
     required: true
   state:
@@ -42,15 +48,17 @@ options:
     choices: [acquired, released]
     default: acquired
   run_id:
-    description: Identifier of the run; the same run may take the lease again.
+    description:
+      - Identifier of the run; the same run may take the lease again.
+      - 1 to 128 of C(A-Z a-z 0-9 . _ @ : + -), starting with a letter, a digit or C(_).
     type: str
     required: true
   holder:
-    description: Who holds the lease (user and controller), shown to anybody refused.
+    description: Who holds the lease (user and controller), shown to anybody refused; the charset of O(run_id).
     type: str
     default: unknown
   phase:
-    description: Phase the holder is running, shown to anybody refused.
+    description: Phase the holder is running, shown to anybody refused; empty or the charset of O(run_id).
     type: str
     default: ''
   ttl:
@@ -58,7 +66,9 @@ options:
     type: int
     default: 28800
   force:
-    description: Take or release the lease even if another live run holds it.
+    description:
+      - Take or release the lease even if another live run holds it.
+      - With O(state=released), the lease is released whoever holds it, and RV(previous) names that holder.
     type: bool
     default: false
   state_dir:
@@ -81,6 +91,19 @@ EXAMPLES = r'''
     service: supersmartmatch
     run_id: "{{ rollout_run_id }}"
     state: released
+
+- name: Emergency rollback gives the service back, whoever held it
+  supersmartmatch.platform.rollout_lock:
+    service: supersmartmatch
+    run_id: "{{ rollback_run_id }}"
+    state: released
+    force: true
+  register: released
+
+- name: Say whose rollout was ended
+  ansible.builtin.debug:
+    msg: "ended the {{ released.previous.phase }} run of {{ released.previous.holder }}"
+  when: released.previous is not none
 '''
 
 RETURN = r'''
@@ -90,6 +113,13 @@ lease:
   type: dict
   sample: {"service": "supersmartmatch", "run_id": "5f0c...", "holder": "ci@runner-7", "phase": "canary",
            "acquired_at": "2026-11-25T10:00:00Z", "expires_at": "2026-11-25T13:00:00Z", "expires": 1795604400.0}
+previous:
+  description: The lease found before the task (null if there was none); after a forced release, whose it was.
+  returned: always
+  type: dict
+  sample: {"service": "supersmartmatch", "run_id": "canary-2.0.0-20261125T100000Z-1234", "holder": "alice@ctl",
+           "phase": "canary", "acquired_at": "2026-11-25T10:00:00Z", "expires_at": "2026-11-25T13:00:00Z",
+           "expires": 1795604400.0}
 '''
 
 import os
@@ -114,34 +144,35 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p['ttl'] <= 0:
-        module.fail_json(msg='ttl must be a positive number of seconds, got %d' % p['ttl'])
-    path = locking.lease_path(p['state_dir'], p['service'])
     try:
-        existing = locking.read_lease(path)
+        if p['ttl'] <= 0:
+            raise locking.LockError('ttl must be a positive number of seconds, got %d' % p['ttl'])
+        locking.validate_lease_input(p['service'], p['run_id'], p['holder'], p['phase'])
+        existing = locking.read_lease(locking.lease_path(p['state_dir'], p['service']))
         now = time.time()
         if p['state'] == 'acquired':
             if module.check_mode:
                 if (existing and existing.get('run_id') != p['run_id'] and not p['force']
-                        and float(existing.get('expires', 0)) > now):
+                        and locking.is_live(existing, now)):
                     raise locking.LockError('a rollout of %s is already in progress: lease held by %s'
                                             % (p['service'], locking.describe(existing)))
                 mine = bool(existing and existing.get('run_id') == p['run_id'])
-                module.exit_json(changed=not mine, lease=existing if mine else None)
+                module.exit_json(changed=not mine, lease=existing if mine else None, previous=existing)
             if not os.path.isdir(p['state_dir']):
                 os.makedirs(p['state_dir'], 0o755)
             changed, lease = locking.acquire_lease(p['state_dir'], p['service'], p['run_id'], p['holder'],
                                                    p['phase'], p['ttl'], now=now, force=p['force'])
-            module.exit_json(changed=changed, lease=lease)
+            module.exit_json(changed=changed, lease=lease, previous=existing)
         if existing is None:
-            module.exit_json(changed=False, lease=None)
+            module.exit_json(changed=False, lease=None, previous=None)
         if existing.get('run_id') != p['run_id'] and not p['force']:
-            module.exit_json(changed=False, lease=existing,
+            module.exit_json(changed=False, lease=existing, previous=existing,
                              msg='lease held by %s, not by this run: left alone' % locking.describe(existing))
-        if not module.check_mode:
-            locking.release_lease(p['state_dir'], p['service'], p['run_id'], force=p['force'])
-        module.exit_json(changed=True, lease=None)
-    except locking.LockError as exc:
+        if module.check_mode:
+            module.exit_json(changed=True, lease=None, previous=existing)
+        released, previous = locking.release_lease(p['state_dir'], p['service'], p['run_id'], force=p['force'])
+        module.exit_json(changed=released, lease=None if released else previous, previous=previous)
+    except (locking.LockError, OSError, IOError) as exc:
         module.fail_json(msg=str(exc), changed=False)
 
 

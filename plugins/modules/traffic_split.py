@@ -25,14 +25,24 @@ description:
     not produce new workers, the previous file is restored. On any failure the previous
     configuration stays active and the module fails with NGINX's own message.
   - A JSON state file per service in O(state_dir) records the split (sides, versions,
-    colours, percent, phase, time, who ran it) with a bounded history. It is written
-    atomically and is what O(operation=rollback) reads, so rollback needs no other input.
+    colours, percent, phase, server options, time, who ran it) with a bounded history. It is
+    written atomically and is what O(operation=rollback) reads, so rollback needs no other input.
+  - B(Generations.) Every change increments the state's integer C(generation) (0 for a state
+    written before generations existed); a call that changes nothing keeps it. O(expected_generation)
+    makes any operation a compare-and-set, refused with C(conflict=true) when the state has moved on.
+  - B(NGINX is the truth.) The split file records the generation it was written for. The file is
+    written (and NGINX reloaded) B(before) the state, so a crash between the two leaves a file one
+    generation ahead of the state. When the live file is not what the state renders (a crash
+    between the writes, a missing file, a hand edit), V(set), V(restore), V(complete) and
+    V(promote) refuse with C(drift=true), changing nothing; V(rollback) repairs it.
+  - Without a state there is nothing to drift from; the first V(set) takes the file over.
   - The previous split file is kept in O(state_dir), named after its full path with C(.prev) added.
 author:
   - SuperSmartMatch platform team (@supersmartmatch)
 extends_documentation_fragment:
   - supersmartmatch.platform.attributes
   - supersmartmatch.platform.nginx
+  - supersmartmatch.platform.traffic_split
 attributes:
   check_mode:
     support: full
@@ -40,19 +50,14 @@ attributes:
   diff_mode:
     support: full
 options:
-  service:
-    description:
-      - Name of the service. Names the NGINX upstreams C(<service>_stable) and
-        C(<service>_candidate) and the variable C($<service>_backend) that a server block
-        uses in C(proxy_pass http://$<service>_backend;).
-    type: str
-    required: true
   operation:
     description:
       - V(set) applies O(stable), O(candidate) and O(percent).
       - V(rollback) sends all traffic back to the stable side recorded in the state file,
-        with no other input. If the last rollout was already promoted, the side that was
-        stable before the promotion (still running) takes all traffic again.
+        with no other input, re-rendering the server options stored there. If the last
+        rollout was already promoted, the side that was stable before the promotion (still
+        running) takes all traffic again. It needs no O(expected_generation) and wins over
+        drift, which it repairs; given O(expected_generation), it is honoured.
       - V(promote) makes the candidate, which must already hold 100 %, the stable side.
         Traffic does not move.
       - V(complete) records that the current O(phase) of O(candidate_version) passed its hold
@@ -63,9 +68,17 @@ options:
     type: str
     choices: [set, rollback, promote, complete, restore]
     default: set
+  expected_generation:
+    description:
+      - The generation of the state this change was planned from. When the state is at another
+        generation, the call fails with nothing changed, C(conflict=true), the state's
+        C(generation) and C(moved) (who moved it, when and how).
+      - Allowed with every operation; omit it for an emergency V(rollback), which always wins.
+    type: int
   stable:
     description:
-      - Backends (C(host:port)) of the stable side. Required with O(operation=set).
+      - Backends (C(host:port), port in ASCII digits 1-65535) of the stable side.
+        Required with O(operation=set).
     type: list
     elements: str
   candidate:
@@ -75,20 +88,24 @@ options:
     elements: str
   percent:
     description:
-      - Share of users sent to the candidate, from 0 to 100, at most two decimals.
+      - Share of users sent to the candidate, from 0 to 100, at most two decimals, as a number
+        or a string of ASCII digits with an optional C(.); C(5_0), a space or non-ASCII digits
+        are refused.
       - Required with O(operation=set); not allowed otherwise.
     type: raw
   stable_version:
-    description: Version running on the stable side (recorded in the state).
+    description:
+      - Version running on the stable side (recorded in the state and the file's summary line).
+      - 1 to 64 of C(A-Z a-z 0-9 . _ + -), starting with a letter or digit.
     type: str
   candidate_version:
-    description: Version running on the candidate side (recorded in the state).
+    description: Version running on the candidate side; same charset as O(stable_version).
     type: str
   stable_color:
-    description: Slot colour of the stable side, such as C(blue) (recorded in the state).
+    description: Slot colour of the stable side, such as C(blue); same charset as O(stable_version).
     type: str
   candidate_color:
-    description: Slot colour of the candidate side, such as C(green) (recorded in the state).
+    description: Slot colour of the candidate side, such as C(green); same charset as O(stable_version).
     type: str
   phase:
     description:
@@ -100,7 +117,7 @@ options:
     default: manual
   sticky_key:
     description:
-      - The NGINX variable hashed to pin a user to a side.
+      - The NGINX variable hashed to pin a user to a side (one C($name)).
       - Defaults to the value in the state file, else C($cookie_ssm_uid).
     type: str
   sticky_fallback:
@@ -113,26 +130,26 @@ options:
       - Appended to the hashed key. Keep it constant for a whole rollout (the playbooks use
         the candidate version) so users stay put across phases, and change it between
         releases so that a different cohort sees each canary.
+      - Empty, or the charset of O(stable_version).
     type: str
     default: ''
   keepalive:
-    description: Idle keepalive connections kept per worker to each upstream (0 disables).
+    description:
+      - Idle keepalive connections kept per worker to each upstream (0 disables, at most 10000).
+      - Only with O(operation=set). Defaults to the value in the state, else 32. Kept in the state.
     type: int
-    default: 32
   server_options:
-    description: Parameters appended to every C(server) line of both upstreams.
+    description:
+      - Parameters of every C(server) line of both upstreams, as C(name=value) separated by spaces.
+        Known parameters only, each once - C(weight) (1-1000), C(max_fails) (0-1000),
+        C(fail_timeout) (an NGINX time, digits with an optional C(ms), C(s), C(m) or C(h)) and
+        C(max_conns) (0-100000); anything else is refused. An empty string sets none.
+      - Only with O(operation=set). Defaults to the value in the state, else
+        C(max_fails=3 fail_timeout=10s). Kept in the state, normalised, so V(rollback) and
+        V(restore) render what was set.
     type: str
-    default: max_fails=3 fail_timeout=10s
-  config_dir:
-    description: Directory, included by NGINX in the C(http) context, where C(<service>.conf) lives.
-    type: path
-    default: /etc/nginx/traffic_split
-  state_dir:
-    description: Directory holding C(<service>.json), the state with its history.
-    type: path
-    default: /var/lib/supersmartmatch/traffic
   history_limit:
-    description: Number of history entries kept in the state file.
+    description: Number of history entries kept in the state file (0 keeps all).
     type: int
     default: 100
   run_by:
@@ -145,12 +162,14 @@ notes:
   - Percentages are applied by NGINX's C(split_clients) (MurmurHash2 of the key), so shares are
     exact over many users and a user's side only changes when O(percent), O(salt) or O(sticky_key) do.
   - Without a shared C(zone), weights would be per worker; C(split_clients) has no such issue.
+  - A change that only moves comments (a new generation, a status) rewrites the file without a reload.
 seealso:
+  - module: supersmartmatch.platform.traffic_split_info
   - module: supersmartmatch.platform.rollout_lock
 '''
 
 EXAMPLES = r'''
-- name: Send 5 % of users to the green slot
+- name: Send 5 % of users to the green slot, if nobody moved the split since the plan
   supersmartmatch.platform.traffic_split:
     service: supersmartmatch
     stable: [app1:5062, app2:5062]
@@ -162,6 +181,8 @@ EXAMPLES = r'''
     percent: 5
     phase: canary
     salt: 2.0.0
+    server_options: max_fails=3 fail_timeout=10s
+    expected_generation: "{{ split_info.generation }}"
 
 - name: Emergency rollback, from the state file alone
   supersmartmatch.platform.traffic_split:
@@ -181,56 +202,94 @@ EXAMPLES = r'''
 RETURN = r'''
 previous:
   description: The split before the change, or null when the service had no state.
-  returned: always
+  returned: success
   type: dict
-  sample: {"percent": 5.0, "phase": "canary", "stable": {"backends": ["app1:5062"], "version": "1.0.0", "color": "blue"},
+  sample: {"generation": 3, "percent": 5.0, "phase": "canary", "status": "in_progress",
+           "stable": {"backends": ["app1:5062"], "version": "1.0.0", "color": "blue"},
            "candidate": {"backends": ["app1:5070"], "version": "2.0.0", "color": "green"}, "salt": "2.0.0",
            "updated_at": "2026-11-25T10:00:00+00:00", "updated_by": "ci"}
 split:
   description: The split after the change (what would be applied in check mode).
-  returned: always
+  returned: success
   type: dict
-  sample: {"percent": 25.0, "phase": "extended", "stable": {"backends": ["app1:5062"], "version": "1.0.0", "color": "blue"},
+  sample: {"generation": 4, "percent": 25.0, "phase": "extended", "status": "in_progress",
+           "stable": {"backends": ["app1:5062"], "version": "1.0.0", "color": "blue"},
            "candidate": {"backends": ["app1:5070"], "version": "2.0.0", "color": "green"}, "salt": "2.0.0",
            "updated_at": "2026-11-25T12:00:00+00:00", "updated_by": "ci"}
+generation:
+  description:
+    - The state's generation after the call (the one it would reach in check mode); unchanged
+      when nothing changed or the call failed.
+  returned: always
+  type: int
+  sample: 4
+previous_generation:
+  description: The state's generation before the call (0 without a state).
+  returned: always
+  type: int
+  sample: 3
+repaired:
+  description: Why the live split file had drifted from the state, when a rollback repaired it.
+  returned: when a rollback repaired drift
+  type: str
+  sample: the split file is at generation 4 with 5 % on the candidate but the state is at generation 3 with 0 % on the candidate
+conflict:
+  description: True when the call was refused because the state was not at O(expected_generation).
+  returned: on a compare-and-set refusal
+  type: bool
+  sample: true
+moved:
+  description: The state's last change (its last history entry) when a compare-and-set was refused.
+  returned: on a compare-and-set refusal
+  type: dict
+  sample: {"generation": 8, "by": "alice@ctl", "at": "2026-11-29T18:00:01+00:00", "operation": "rollback",
+           "phase": "rollback", "status": "rolled_back", "run_id": "5f0c..."}
+drift:
+  description: True when the call was refused because the live split file is not what the state renders.
+  returned: on a drift refusal
+  type: bool
+  sample: true
+drift_reason:
+  description: What differs between the live split file and the state.
+  returned: on a drift refusal
+  type: str
+  sample: the split file is at generation 4 with 5 % on the candidate but the state is at generation 3 with 0 % on the candidate
 variable:
   description: The NGINX variable holding the chosen upstream, for C(proxy_pass http://<variable>;).
-  returned: always
+  returned: success
   type: str
   sample: $supersmartmatch_backend
 config_path:
   description: Path of the split file.
-  returned: always
+  returned: success
   type: str
   sample: /etc/nginx/traffic_split/supersmartmatch.conf
 state_path:
   description: Path of the state file.
-  returned: always
+  returned: success
   type: str
   sample: /var/lib/supersmartmatch/traffic/supersmartmatch.json
 reloaded:
   description: Whether NGINX was reloaded (and started new workers).
-  returned: always
+  returned: success
   type: bool
   sample: true
 '''
 
-import getpass
 import os
-import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import traffic_split as ts
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.locking import LockError
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.nginx import (
-    NGINX_ARGUMENT_SPEC, NginxError, nginx_from_params, read_text, write_atomic)
-from ansible_collections.supersmartmatch.platform.plugins.module_utils.locking import (
-    LockError, file_lock)
+    NGINX_ARGUMENT_SPEC, NginxError, nginx_from_params)
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.traffic_split_validate import (
+    SERVICE_ARGUMENT_SPEC, SplitError)
 
 
 def argument_spec():
     spec = dict(
-        service=dict(type='str', required=True),
-        operation=dict(type='str', default='set', choices=['set', 'rollback', 'promote', 'complete', 'restore']),
+        operation=dict(type='str', default='set', choices=list(ts.OPERATIONS)),
         stable=dict(type='list', elements='str'),
         candidate=dict(type='list', elements='str'),
         percent=dict(type='raw'),
@@ -242,62 +301,16 @@ def argument_spec():
         sticky_key=dict(type='str', no_log=False),
         sticky_fallback=dict(type='str'),
         salt=dict(type='str', default=''),
-        keepalive=dict(type='int', default=32),
-        server_options=dict(type='str', default='max_fails=3 fail_timeout=10s'),
-        config_dir=dict(type='path', default='/etc/nginx/traffic_split'),
-        state_dir=dict(type='path', default='/var/lib/supersmartmatch/traffic'),
+        keepalive=dict(type='int'),
+        server_options=dict(type='str'),
+        expected_generation=dict(type='int'),
         history_limit=dict(type='int', default=100),
         run_by=dict(type='str'),
         run_id=dict(type='str'),
     )
+    spec.update(SERVICE_ARGUMENT_SPEC)
     spec.update(NGINX_ARGUMENT_SPEC)
     return spec
-
-
-def run(module):
-    params = module.params
-    service = ts.validate_service(params['service'])
-    config_path = os.path.join(params['config_dir'], '%s.conf' % service)
-    state_path = os.path.join(params['state_dir'], '%s.json' % service)
-    result = dict(changed=False, config_path=config_path, state_path=state_path,
-                  variable=ts.names(service)['variable'], reloaded=False)
-
-    previous = ts.read_json(state_path)
-    split = ts.plan_split(dict(params, state_path=state_path), previous)
-    if split is None:  # restore: the last change is not this run's
-        result['previous'] = result['split'] = ts.split_summary(previous)
-        return result
-    content = ts.render_config(split, params)
-    current = read_text(config_path)
-    run_by = params['run_by'] or os.environ.get('SUDO_USER') or getpass.getuser()
-    run_id = params['run_id'] or str(uuid.uuid4())
-    state = ts.new_state(previous, split, run_by, run_id, params['history_limit'])
-
-    config_changed = content != current
-    state_changed = ts.traffic_fields(previous) != ts.traffic_fields(split)
-    result['previous'] = ts.split_summary(previous)
-    result['split'] = ts.split_summary(state if state_changed else previous)
-    result['changed'] = config_changed or state_changed
-    if module._diff:
-        result['diff'] = [
-            dict(before_header=config_path, after_header=config_path,
-                 before=current or '', after=content),
-        ]
-    if not result['changed']:
-        return result
-
-    if not module.check_mode:
-        for directory in (params['state_dir'], params['config_dir']):
-            if not os.path.isdir(directory):
-                os.makedirs(directory, 0o755)
-    nginx = nginx_from_params(module)
-    if config_changed:
-        outcome = nginx.apply({config_path: content}, reload=params['reload'],
-                              check_mode=module.check_mode, backup_dir=params['state_dir'])
-        result['reloaded'] = outcome['reloaded']
-    if not module.check_mode:
-        write_atomic(state_path, ts.dump_state(state))
-    return result
 
 
 def main():
@@ -311,14 +324,11 @@ def main():
     if not os.path.isabs(binary):
         params['nginx_bin'] = module.get_bin_path(binary, required=True)
     try:
-        ts.validate_service(params['service'])
-        lock_dir = params['state_dir'] if os.path.isdir(params['state_dir']) else None
-        with file_lock(lock_dir, '.%s.module.lock' % params['service']):
-            result = run(module)
-    except (ts.SplitError, LockError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
+        result = ts.execute(params, nginx_from_params(module), check_mode=module.check_mode, diff=module._diff)
+    except (SplitError, LockError) as exc:
+        module.fail_json(msg=str(exc), changed=False, **getattr(exc, 'details', {}))
     except NginxError as exc:
-        module.fail_json(msg=str(exc), changed=exc.changed)
+        module.fail_json(msg=str(exc), changed=exc.changed, **exc.details)
     module.exit_json(**result)
 
 

@@ -5,6 +5,7 @@ Prometheus-response parsing path of the module, not Prometheus itself.
 """
 import http.server
 import json
+import os
 import threading
 import time
 import urllib.parse
@@ -25,6 +26,25 @@ PROM = {
 def vector(*values):
     return {'status': 'success', 'data': {'resultType': 'vector', 'result': [
         {'metric': {'pod': 'p%d' % i}, 'value': [1700000000.0, value]} for i, value in enumerate(values)]}}
+
+
+def latency(index):
+    """A steady p95 around 120 ms with some jitter, deterministic per step."""
+    return 0.12 + 0.01 * ((index * 37) % 11 - 5) / 5.0
+
+
+RANGE = {
+    'lat_stable': latency,
+    'lat_same': lambda index: latency(index + 3),
+    'lat_slow': lambda index: 1.4 * latency(index + 3),     # 40 % slower, still under a 200 ms threshold
+}
+
+
+def range_doc(query, args):
+    start, end, step = (float(args[key][0]) for key in ('start', 'end', 'step'))
+    points = int((end - start) // step) + 1
+    return {'status': 'success', 'data': {'resultType': 'matrix', 'result': [
+        {'metric': {}, 'values': [[start + i * step, '%.6f' % RANGE[query](i)] for i in range(points)]}]}}
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -78,6 +98,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 server.flaky_left -= 1
                 failing = server.flaky_left >= 0
             return self.reply(503, 'warming up', 'text/plain') if failing else self.reply(200, {'up': 1})
+        if parts.path == '/api/v1/query_range':
+            return self.reply(200, range_doc(query, urllib.parse.parse_qs(parts.query)))
         if parts.path != '/api/v1/query':
             return self.reply(404, 'not found', 'text/plain')
         if query in PROM:
@@ -201,7 +223,23 @@ def test_unreachable_is_error():
     result = run_module('metric_gate', dict(url=url, checks=[dict(name='p', query='up', min=1)],
                                             consecutive_error_limit=2, error_retry_interval=0.05))
     assert result['verdict'] == 'error' and result['failed'] is True
-    assert 'cannot reach %s/api/v1/query?query=up' % url in result['measurements'][0]['message']
+    assert 'cannot reach %s/api/v1/query: ' % url[len('http://'):] in result['measurements'][0]['message']
+
+
+def test_url_and_headers_are_no_log_and_failures_still_name_the_check(server):
+    url = server.url.replace('http://', 'http://reader:s3cr3t-pass@')
+    result = run_module('metric_gate', dict(url=url, checks=[dict(name='precision', query='boom', max=1)],
+                                            headers={'Authorization': 'Bearer t0ken-value'}, name='canary',
+                                            consecutive_error_limit=1))
+    assert result['failed'] is True and result['verdict'] == 'error'
+    text = json.dumps(result)
+    assert 's3cr3t-pass' not in text and 't0ken-value' not in text and url not in text
+    assert result['invocation']['module_args']['url'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    assert result['invocation']['module_args']['headers'] == {'Authorization': 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'}
+    # which check failed, and where, is still said
+    assert result['msg'].startswith("metric gate 'canary' error: precision: 1 consecutive errors")
+    assert 'HTTP 500 Internal Server Error from 127.0.0.1:%d/api/v1/query' % server.server_address[1] in result['msg']
+    assert server.requests[0]['headers']['Authorization'] == 'Bearer t0ken-value'
 
 
 def test_timeout_is_error(server):
@@ -267,3 +305,96 @@ def test_bad_input_fails_before_any_request(server, kwargs, text):
     assert result['failed'] is True and text in result['msg'], result
     assert result['msg'].startswith("metric gate 'canary': ")
     assert result['measurements'] == [] and server.requests == []
+
+
+# --------------------------------------------------------------------------
+# Step mode and the watched state, through the real module
+# --------------------------------------------------------------------------
+
+def write_state(path, generation, operation='set', by='alice@ctl'):
+    with open(path, 'w') as handle:
+        json.dump(dict(generation=generation, phase='canary', status='in_progress', updated_by=by,
+                       updated_at='2026-11-29T18:00:00+00:00', history=[dict(operation=operation, by=by)]), handle)
+
+
+@pytest.mark.parametrize('threshold, verdict, rounds', [
+    (0.94, 'passed', 3),
+    (0.98, 'failed', 1),
+])
+def test_step_mode_one_round_per_call_and_never_fails_on_a_verdict(server, tmp_path, threshold, verdict, rounds):
+    resume = str(tmp_path / 'gate.json')
+    seen = []
+    for _call in range(rounds + 2):
+        result = gate(server, [dict(name='precision', query='precision', min=threshold)], count=3, interval=0.2,
+                      resume_file=resume, run_key='run-7')
+        assert result.get('failed') is not True, result
+        seen.append((result['round'] or {}).get('index'))
+        if result['finished']:
+            break
+    assert seen == list(range(1, rounds + 1))
+    assert result['verdict'] == verdict and result['rounds_total'] == 3 and result['remaining_s'] == 0
+    assert len(server.requests) == rounds
+    again = gate(server, [dict(name='precision', query='precision', min=threshold)], count=3, interval=0.2,
+                 resume_file=resume, run_key='run-7')
+    assert again['repeated'] is True and again['verdict'] == verdict and len(server.requests) == rounds
+    assert oct(os.stat(resume).st_mode & 0o777) == '0o600'
+
+
+def test_classic_gate_aborts_within_a_second_when_the_watched_state_moves(server, tmp_path):
+    state = str(tmp_path / 'state.json')
+    write_state(state, 8)
+    timer = threading.Timer(1.0, write_state, (state, 9, 'rollback', 'bob@ctl'))
+    timer.start()
+    started = time.monotonic()
+    try:
+        result = gate(server, [dict(name='precision', query='precision', min=0.9)], count=40, interval=0.5,
+                      watch=dict(path=state, expected=8))
+    finally:
+        timer.cancel()
+    elapsed = time.monotonic() - started
+    assert result['failed'] is True and result['verdict'] == 'aborted', result
+    assert result['msg'] == ("metric gate 'canary': aborted, the watched state moved to generation 9 "
+                             "(rollback by bob@ctl at 2026-11-29T18:00:00+00:00)")
+    assert result['watch']['changed'] is True and result['watch']['operation'] == 'rollback'
+    assert elapsed < 10 and 1 <= len(server.requests) <= 5
+
+
+def test_step_gate_with_the_watched_state_unchanged_and_then_gone(server, tmp_path):
+    state = str(tmp_path / 'state.json')
+    write_state(state, '8')
+    args = dict(count=5, interval=0.1, resume_file=str(tmp_path / 'gate.json'), run_key='r',
+                watch=dict(path=state, expected=8))
+    first = gate(server, [dict(name='precision', query='precision', min=0.9)], **args)
+    assert first['verdict'] == 'running' and first['watch'] == dict(changed=False, value=8), first
+    os.unlink(state)
+    second = gate(server, [dict(name='precision', query='precision', min=0.9)], **args)
+    assert second.get('failed') is not True and second['finished'] is True and second['verdict'] == 'aborted'
+    assert 'the watched state is gone or unreadable (%s: No such file or directory)' % state in second['message']
+
+
+@pytest.mark.parametrize('extra, text', [
+    (dict(run_key='r'), 'run_key needs resume_file'),
+    (dict(resume_file='/tmp/x-gate.json'), 'resume_file needs run_key'),
+    (dict(watch=dict(path='/tmp/s.json')), 'missing required arguments: expected'),
+])
+def test_step_and_watch_bad_input(server, extra, text):
+    result = gate(server, [dict(name='p', query='precision', min=0.9)], **extra)
+    assert result['failed'] is True and text in result['msg'], result
+    assert server.requests == []
+
+
+@pytest.mark.parametrize('candidate, verdict, text', [
+    ('lat_same', 'passed', 'within max_ratio 1.1'),
+    ('lat_slow', 'failed', '> max_ratio 1.1, significant'),
+])
+def test_compare_kind_judges_the_candidate_against_the_stable_side(server, candidate, verdict, text):
+    checks = [dict(name='p95_vs_stable', kind='compare', query=candidate, baseline_query='lat_stable', max_ratio=1.1),
+              dict(name='p95', query='latency', max=0.5)]
+    result = gate(server, checks, count=1, interval=30, start_at=time.time() - 600)
+    assert result['verdict'] == verdict, result
+    judged = result['measurements'][0]
+    assert judged['outcome'] == verdict and text in judged['message']
+    assert judged['judge']['n_candidate'] == judged['judge']['n_baseline'] == 21
+    ranges = [r for r in server.requests if r['path'] == '/api/v1/query_range']
+    assert [r['query'] for r in ranges] == [candidate, 'lat_stable']
+    assert result['summary']['p95_vs_stable']['threshold'].startswith('candidate <= 1.1 x stable (Mann-Whitney')

@@ -1,88 +1,15 @@
-"""Table-driven tests of the traffic_split logic (no NGINX needed)."""
-import json
+"""traffic_split planning and one module call (execute) against files, with a fake NGINX."""
+import os
 
 import pytest
 
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import traffic_split as ts
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import traffic_split_render as rd
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import traffic_split_state as st
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.nginx import read_text, write_atomic
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.traffic_split_validate import SplitError
 
-
-@pytest.mark.parametrize('value, expected', [
-    (0, 0.0), (5, 5.0), ('25', 25.0), (100, 100.0), ('12.5', 12.5), (0.01, 0.01), ('99.99', 99.99),
-])
-def test_parse_percent_accepts(value, expected):
-    assert ts.parse_percent(value) == expected
-
-
-@pytest.mark.parametrize('value, message', [
-    (101, 'between 0 and 100, got 101'),
-    (-1, 'between 0 and 100, got -1'),
-    ('abc', "number from 0 to 100, got 'abc'"),
-    (None, 'number from 0 to 100'),
-    (True, 'number from 0 to 100'),
-    ('nan', 'number from 0 to 100'),
-    ('inf', 'number from 0 to 100'),
-    (5.555, 'at most two decimals'),
-    ([5], 'number from 0 to 100'),
-])
-def test_parse_percent_rejects(value, message):
-    with pytest.raises(ts.SplitError) as err:
-        ts.parse_percent(value)
-    assert message in str(err.value)
-
-
-@pytest.mark.parametrize('number, text', [(5.0, '5'), (12.5, '12.5'), (0.25, '0.25'), (100, '100')])
-def test_format_percent(number, text):
-    assert ts.format_percent(number) == text
-
-
-@pytest.mark.parametrize('item, expected', [
-    ('app1:5062', 'app1:5062'), (' 10.0.0.1:80 ', '10.0.0.1:80'), ('[::1]:5070', '[::1]:5070'),
-    ('app-1.example.com:0443', 'app-1.example.com:443'),
-])
-def test_parse_backend_accepts(item, expected):
-    assert ts.parse_backend(item) == expected
-
-
-@pytest.mark.parametrize('item, message', [
-    ('app1', 'must be "host:port"'), (':80', 'must be "host:port"'), ('app1:0', 'invalid port'),
-    ('app1:70000', 'invalid port'), ('app 1:80', 'invalid host'), ('app1:http', 'invalid port'),
-    ('', 'must be a "host:port" string'), (5062, 'must be a "host:port" string'),
-    ('a;b:80', 'invalid host'),
-])
-def test_parse_backend_rejects(item, message):
-    with pytest.raises(ts.SplitError) as err:
-        ts.parse_backend(item)
-    assert message in str(err.value)
-
-
-@pytest.mark.parametrize('items, message', [
-    ([], 'non-empty list'), (None, 'stable is required'), (['a:1', 'a:1'], 'twice'),
-])
-def test_parse_backends_rejects(items, message):
-    with pytest.raises(ts.SplitError) as err:
-        ts.parse_backends(items, 'stable')
-    assert message in str(err.value)
-
-
-@pytest.mark.parametrize('name, ok', [
-    ('supersmartmatch', True), ('svc_2', True), ('Svc', False), ('2svc', False), ('svc-x', False),
-    ('', False), ('a' * 64, False), (None, False),
-])
-def test_validate_service(name, ok):
-    if ok:
-        assert ts.validate_service(name) == name
-    else:
-        with pytest.raises(ts.SplitError):
-            ts.validate_service(name)
-
-
-def base_params(**extra):
-    params = dict(service='svc', operation='set', stable=['app1:5062', 'app2:5062'],
-                  candidate=['app1:5070', 'app2:5070'], percent=5, phase='canary',
-                  stable_version='1.0.0', candidate_version='2.0.0', stable_color='blue',
-                  candidate_color='green', salt='2.0.0', sticky_key=None, sticky_fallback=None)
-    params.update(extra)
-    return params
+from splitcases import base_params
 
 
 def test_plan_set_defaults_sticky_key():
@@ -94,7 +21,7 @@ def test_plan_set_defaults_sticky_key():
 
 
 def test_plan_set_keeps_sticky_key_from_state():
-    previous = ts.new_state(None, ts.plan_split(base_params(sticky_key='$http_x_user'), None), 'me', 'r1')
+    previous = st.new_state(None, ts.plan_split(base_params(sticky_key='$http_x_user'), None), 'me', 'r1')
     split = ts.plan_split(base_params(percent=25), previous)
     assert split['sticky_key'] == '$http_x_user'
 
@@ -106,22 +33,29 @@ def test_plan_set_keeps_sticky_key_from_state():
     (dict(stable=[]), 'stable must be a non-empty list'),
     (dict(sticky_key='cookie'), 'sticky_key must be one NGINX variable'),
     (dict(sticky_key='$a; return 500'), 'sticky_key must be one NGINX variable'),
-    (dict(salt='x y'), 'salt may hold'),
+    (dict(salt='x y'), 'salt must be empty or'),
+    (dict(salt='2.0.0\n'), 'salt must be empty or'),
+    (dict(candidate_version='2.0.0\n# x'), 'candidate_version must be'),
+    (dict(stable_color='blue;'), 'stable_color must be'),
+    (dict(server_options='max_fails=3 backup'), "'backup' is not one of"),
+    (dict(keepalive=-1), 'keepalive must be'),
+    (dict(percent='5_0'), "got '5_0'"),
+    (dict(stable=['host:\u00b2']), 'invalid port'),
     (dict(phase='bogus'), 'phase must be one of'),
     (dict(operation='flip'), 'operation must be'),
 ])
 def test_plan_set_rejects(extra, message):
-    with pytest.raises(ts.SplitError) as err:
+    with pytest.raises(SplitError) as err:
         ts.plan_split(base_params(**extra), None)
     assert message in str(err.value)
 
 
 def state_at(percent, phase):
-    return ts.new_state(None, ts.plan_split(base_params(percent=percent, phase=phase), None), 'me', 'r1')
+    return st.new_state(None, ts.plan_split(base_params(percent=percent, phase=phase), None), 'me', 'r1')
 
 
 def test_rollback_without_state_is_refused():
-    with pytest.raises(ts.SplitError) as err:
+    with pytest.raises(SplitError) as err:
         ts.plan_split(dict(service='svc', operation='rollback', state_path='/x/svc.json'), None)
     assert "service 'svc' has no traffic state on this host (/x/svc.json): nothing to rollback" in str(err.value)
 
@@ -141,7 +75,7 @@ def test_promote_then_rollback_returns_to_previous_release():
     assert (promoted['percent'], promoted['phase']) == (0, 'promoted')
     assert promoted['stable']['version'] == '2.0.0'
     assert promoted['stable']['backends'] == ['app1:5070', 'app2:5070']
-    state = ts.new_state(state_at(100, 'full'), promoted, 'me', 'r2')
+    state = st.new_state(state_at(100, 'full'), promoted, 'me', 'r2')
     back = ts.plan_split(dict(service='svc', operation='rollback'), state)
     assert back['stable']['version'] == '1.0.0'
     assert back['stable']['backends'] == ['app1:5062', 'app2:5062']
@@ -150,75 +84,21 @@ def test_promote_then_rollback_returns_to_previous_release():
 
 def test_promote_is_idempotent():
     promoted = ts.plan_split(dict(service='svc', operation='promote'), state_at(100, 'full'))
-    promoted_state = ts.new_state(None, promoted, 'me', 'r')
+    promoted_state = st.new_state(None, promoted, 'me', 'r')
     again = ts.plan_split(dict(service='svc', operation='promote'), promoted_state)
-    assert ts.traffic_fields(again) == ts.traffic_fields(promoted_state)
+    assert st.traffic_fields(again) == st.traffic_fields(promoted_state)
 
 
 @pytest.mark.parametrize('percent', [0, 5, 25, 99.5])
 def test_promote_refused_before_full(percent):
-    with pytest.raises(ts.SplitError) as err:
+    with pytest.raises(SplitError) as err:
         ts.plan_split(dict(service='svc', operation='promote'), state_at(percent, 'canary'))
     assert 'cannot be promoted' in str(err.value)
 
 
 def test_rollback_refuses_percent():
-    with pytest.raises(ts.SplitError):
+    with pytest.raises(SplitError):
         ts.plan_split(dict(service='svc', operation='rollback', percent=5), state_at(5, 'canary'))
-
-
-@pytest.mark.parametrize('percent, buckets', [
-    (0, ['    *   svc_stable;']),
-    (5, ['    5%  svc_candidate;', '    *   svc_stable;']),
-    (12.5, ['    12.5%  svc_candidate;', '    *   svc_stable;']),
-    (100, ['    *   svc_candidate;']),
-])
-def test_render_config_candidate_bucket_first(percent, buckets):
-    text = ts.render_config(ts.plan_split(base_params(percent=percent), None))
-    block = text.split('split_clients "${svc_split_key}2.0.0" $svc_backend {\n')[1].split('}')[0]
-    assert block.splitlines() == buckets
-
-
-def test_render_config_upstreams_and_key():
-    text = ts.render_config(ts.plan_split(base_params(), None), {'keepalive': 0, 'server_options': ''})
-    assert 'upstream svc_stable {\n    server app1:5062;\n    server app2:5062;\n}' in text
-    assert 'upstream svc_candidate {\n    server app1:5070;\n    server app2:5070;\n}' in text
-    assert 'map $cookie_ssm_uid $svc_split_key {\n    ""      $remote_addr;\n    default $cookie_ssm_uid;\n}' in text
-    assert 'keepalive' not in text
-
-
-def test_render_is_deterministic():
-    split = ts.plan_split(base_params(), None)
-    assert ts.render_config(split) == ts.render_config(dict(split))
-
-
-def test_state_history_is_bounded_and_ordered():
-    state = None
-    for index in range(7):
-        split = ts.plan_split(base_params(percent=index), state)
-        state = ts.new_state(state, split, 'user%d' % index, 'run%d' % index, history_limit=5,
-                             now='2026-01-0%dT00:00:00+00:00' % (index + 1))
-    assert [h['percent'] for h in state['history']] == [2, 3, 4, 5, 6]
-    assert state['updated_by'] == 'user6' and state['run_id'] == 'run6'
-    assert json.loads(ts.dump_state(state)) == state
-
-
-def test_traffic_fields_ignore_time_and_author():
-    split = ts.plan_split(base_params(), None)
-    one = ts.new_state(None, split, 'a', 'r1', now='2026-01-01T00:00:00+00:00')
-    two = ts.new_state(one, split, 'b', 'r2', now='2026-01-02T00:00:00+00:00')
-    assert ts.traffic_fields(one) == ts.traffic_fields(two) == ts.traffic_fields(split)
-    moved = ts.plan_split(base_params(percent=25), one)
-    assert ts.traffic_fields(moved) != ts.traffic_fields(one)
-
-
-def test_read_json(tmp_path):
-    assert ts.read_json(str(tmp_path / 'missing.json')) is None
-    bad = tmp_path / 'bad.json'
-    bad.write_text('{not json')
-    with pytest.raises(ts.SplitError) as err:
-        ts.read_json(str(bad))
-    assert 'is not valid JSON' in str(err.value)
 
 
 @pytest.mark.parametrize('phase, status', [
@@ -233,12 +113,12 @@ def test_complete_marks_current_phase_without_moving_traffic():
     state = state_at(5, 'canary')
     done = ts.plan_split(dict(service='svc', operation='complete', phase='canary', candidate_version='2.0.0'), state)
     assert (done['percent'], done['phase'], done['status']) == (5.0, 'canary', 'completed')
-    assert ts.render_config(done) == ts.render_config(ts.plan_split(base_params(percent=5, phase='canary'), None))
+    assert rd.render_config(done) == rd.render_config(ts.plan_split(base_params(percent=5, phase='canary'), None))
 
 
 @pytest.mark.parametrize('phase, version', [('extended', '2.0.0'), ('canary', '3.0.0')])
 def test_complete_refuses_another_phase_or_version(phase, version):
-    with pytest.raises(ts.SplitError) as err:
+    with pytest.raises(SplitError) as err:
         ts.plan_split(dict(service='svc', operation='complete', phase=phase, candidate_version=version),
                       state_at(5, 'canary'))
     assert 'is in phase canary of version 2.0.0' in str(err.value)
@@ -249,30 +129,331 @@ def test_rollback_and_promote_status():
     assert ts.plan_split(dict(service='svc', operation='promote'), state_at(100, 'full'))['status'] == 'completed'
 
 
-@pytest.mark.parametrize('percent, present, absent', [
-    (0, 'upstream svc_stable', 'upstream svc_candidate'),
-    (100, 'upstream svc_candidate', 'upstream svc_stable'),
-])
-def test_side_without_traffic_is_not_rendered(percent, present, absent):
-    text = ts.render_config(ts.plan_split(base_params(percent=percent), None))
-    assert present in text and absent not in text
-
-
 def test_restore_undoes_only_this_runs_change():
-    first = ts.new_state(None, ts.plan_split(base_params(percent=5, phase='canary'), None), 'me', 'run-1')
-    second = ts.new_state(first, ts.plan_split(base_params(percent=25, phase='extended'), first), 'me', 'run-2')
+    first = st.new_state(None, ts.plan_split(base_params(percent=5, phase='canary'), None), 'me', 'run-1')
+    second = st.new_state(first, ts.plan_split(base_params(percent=25, phase='extended'), first), 'me', 'run-2')
     undo = ts.plan_split(dict(service='svc', operation='restore', run_id='run-2'), second)
     assert (undo['percent'], undo['phase'], undo['status']) == (5.0, 'canary', 'in_progress')
-    assert ts.render_config(undo) == ts.render_config(ts.plan_split(base_params(percent=5), None))
+    assert rd.render_config(undo) == rd.render_config(ts.plan_split(base_params(percent=5), None))
     assert ts.plan_split(dict(service='svc', operation='restore', run_id='run-1'), second) is None
     assert ts.plan_split(dict(service='svc', operation='restore', run_id='run-9'), None) is None
-    with pytest.raises(ts.SplitError):
+    with pytest.raises(SplitError):
         ts.plan_split(dict(service='svc', operation='restore'), second)
 
 
 def test_restore_is_not_undone_by_a_second_restore():
-    first = ts.new_state(None, ts.plan_split(base_params(percent=5, phase='canary'), None), 'me', 'run-1')
-    second = ts.new_state(first, ts.plan_split(base_params(percent=25, phase='extended'), first), 'me', 'run-2')
+    first = st.new_state(None, ts.plan_split(base_params(percent=5, phase='canary'), None), 'me', 'run-1')
+    second = st.new_state(first, ts.plan_split(base_params(percent=25, phase='extended'), first), 'me', 'run-2')
     undo = ts.plan_split(dict(service='svc', operation='restore', run_id='run-2'), second)
-    restored = ts.new_state(second, undo, 'me', 'run-2')
+    restored = st.new_state(second, undo, 'me', 'run-2')
     assert ts.plan_split(dict(service='svc', operation='restore', run_id='run-2'), restored) is None
+
+
+@pytest.mark.parametrize('operation, extra, message', [
+    ('rollback', dict(server_options='weight=2'), 'server_options cannot be given with operation=rollback'),
+    ('promote', dict(keepalive=4), 'keepalive cannot be given with operation=promote'),
+    ('complete', dict(keepalive=4, phase='full'), 'keepalive cannot be given with operation=complete'),
+    ('restore', dict(server_options='', run_id='r1'), 'server_options cannot be given with operation=restore'),
+])
+def test_options_only_with_set(operation, extra, message):
+    with pytest.raises(SplitError) as err:
+        ts.plan_split(dict(service='svc', operation=operation, **extra), state_at(100, 'full'))
+    assert message in str(err.value)
+
+
+def test_set_keeps_the_stored_options_when_none_are_given():
+    first = st.new_state(None, ts.plan_split(base_params(server_options='weight=2', keepalive=4), None), 'me', 'r1')
+    again = ts.plan_split(base_params(percent=25), first)
+    assert (again['server_options'], again['keepalive']) == ('weight=2', 4)
+    fresh = ts.plan_split(base_params(), None)
+    assert (fresh['server_options'], fresh['keepalive']) == ('max_fails=3 fail_timeout=10s', 32)
+
+
+# --------------------------------------------------------------------------
+# execute: one call of the module, files on disk, a fake NGINX
+# --------------------------------------------------------------------------
+
+class FakeNginx(object):
+    """Writes the files as Nginx.apply does (validation and reload aside) and records the calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def apply(self, files, reload=True, check_mode=False, backup_dir=None, mode=0o644, force_reload=False):
+        changed = [p for p in files if files[p] != read_text(p)]
+        self.calls.append(dict(files=dict(files), reload=reload, check_mode=check_mode, force_reload=force_reload))
+        if not check_mode:
+            for path in changed:
+                write_atomic(path, files[path], mode)
+        return {'changed': bool(changed), 'reloaded': bool(reload and (changed or force_reload)) and not check_mode,
+                'changed_files': changed}
+
+
+class Host(object):
+    """A load balancer's two directories and the calls made on it."""
+
+    def __init__(self, tmp_path):
+        self.config_dir = str(tmp_path / 'split')
+        self.state_dir = str(tmp_path / 'state')
+        self.config_path = os.path.join(self.config_dir, 'svc.conf')
+        self.state_path = os.path.join(self.state_dir, 'svc.json')
+        self.nginx = FakeNginx()
+
+    def call(self, check_mode=False, **params):
+        base = dict(service='svc', config_dir=self.config_dir, state_dir=self.state_dir, reload=True,
+                    history_limit=100, run_by='tester', expected_generation=None)
+        if params.get('operation', 'set') == 'set':
+            base.update(base_params())
+        base.update(params)
+        return ts.execute(base, self.nginx, check_mode=check_mode)
+
+    def files(self):
+        return (read_text(self.config_path), read_text(self.state_path))
+
+    def state(self):
+        return st.read_json(self.state_path)
+
+
+@pytest.fixture
+def host(tmp_path):
+    return Host(tmp_path)
+
+
+def test_every_change_increments_the_generation_and_no_change_keeps_it(host):
+    steps = [
+        (dict(percent=0, phase='bootstrap'), True, 0, 1),
+        (dict(percent=0, phase='bootstrap'), False, 1, 1),
+        (dict(percent=5, phase='canary', run_id='c1'), True, 1, 2),
+        (dict(operation='complete', phase='canary', candidate_version='2.0.0'), True, 2, 3),
+        (dict(operation='complete', phase='canary', candidate_version='2.0.0'), False, 3, 3),
+        (dict(percent=25, phase='extended', run_id='e1'), True, 3, 4),
+        (dict(operation='restore', run_id='e1'), True, 4, 5),
+        (dict(operation='restore', run_id='e1'), False, 5, 5),
+        (dict(percent=100, phase='full'), True, 5, 6),
+        (dict(operation='promote'), True, 6, 7),
+        (dict(operation='promote'), False, 7, 7),
+        (dict(operation='rollback'), True, 7, 8),
+        (dict(operation='rollback'), False, 8, 8),
+    ]
+    for params, changed, before, after in steps:
+        result = host.call(**params)
+        assert (result['changed'], result['previous_generation'], result['generation']) == (changed, before, after), \
+            (params, result)
+        state = host.state()
+        assert state['generation'] == after
+        assert rd.parse_live(read_text(host.config_path), 'svc')['generation'] == after
+        assert rd.drift_reason(state, read_text(host.config_path)) is None
+    assert [h['operation'] for h in host.state()['history']] == [
+        'set', 'set', 'complete', 'set', 'restore', 'set', 'promote', 'rollback']
+
+
+def test_a_change_of_comments_only_does_not_reload(host):
+    host.call(percent=5, phase='canary')
+    host.call(operation='complete', phase='canary', candidate_version='2.0.0')
+    assert [c['reload'] for c in host.nginx.calls] == [True, False]
+    text = read_text(host.config_path)
+    assert text.splitlines()[1].startswith('# generation=2 ')
+
+
+def test_check_mode_changes_nothing_and_tells_the_next_generation(host):
+    host.call(percent=5, phase='canary')
+    before = host.files()
+    result = host.call(check_mode=True, percent=25, phase='extended')
+    assert (result['changed'], result['generation'], result['previous_generation']) == (True, 2, 1)
+    assert host.files() == before
+
+
+OPERATIONS = [
+    dict(percent=25, phase='extended'),
+    dict(operation='complete', phase='canary', candidate_version='2.0.0'),
+    dict(operation='promote'),
+    dict(operation='restore', run_id='c1'),
+    dict(operation='rollback'),
+]
+
+
+def at_canary(host):
+    host.call(percent=0, phase='bootstrap', run_id='b1')
+    host.call(percent=5, phase='canary', run_id='c1')
+    assert host.state()['generation'] == 2
+
+
+@pytest.mark.parametrize('params', OPERATIONS)
+@pytest.mark.parametrize('expected', [0, 1, 3])
+def test_compare_and_set_refuses_every_operation_and_changes_nothing(host, params, expected):
+    at_canary(host)
+    before = host.files()
+    calls = len(host.nginx.calls)
+    with pytest.raises(SplitError) as err:
+        host.call(expected_generation=expected, **params)
+    assert str(err.value).startswith('compare-and-set refused: expected generation %d but the state is at '
+                                     'generation 2, moved by tester at ' % expected)
+    assert '(set, phase canary, 5 % on the candidate); nothing was changed' in str(err.value)
+    details = err.value.details
+    assert details['conflict'] is True and details['generation'] == 2 and details['previous_generation'] == 2
+    assert details['moved']['run_id'] == 'c1' and details['moved']['generation'] == 2
+    assert host.files() == before and len(host.nginx.calls) == calls
+
+
+@pytest.mark.parametrize('params', [OPERATIONS[0], OPERATIONS[3], OPERATIONS[4]])
+def test_compare_and_set_passes_at_the_right_generation(host, params):
+    at_canary(host)
+    result = host.call(expected_generation=2, **params)
+    assert result['changed'] is True and result['generation'] == 3
+
+
+def test_a_stale_phase_cannot_undo_a_rollback(host):
+    """The issue's race: a rollback lands between the plan and the shift; the shift is refused."""
+    at_canary(host)
+    planned = host.state()['generation']
+    host.call(operation='rollback', run_by='alice@ctl', run_id='rb')
+    with pytest.raises(SplitError) as err:
+        host.call(percent=25, phase='extended', expected_generation=planned)
+    assert 'moved by alice@ctl at ' in str(err.value) and '(rollback, phase rollback, 0 % on the candidate)' in str(err.value)
+    assert host.state()['phase'] == 'rollback'
+    assert rd.parse_live(read_text(host.config_path), 'svc')['percent'] == 0
+
+
+DRIFTS = [
+    ('missing file', lambda h: os.unlink(h.config_path), 'the split file is missing but the state is at generation 2'),
+    ('hand edit', lambda h: write_atomic(h.config_path, read_text(h.config_path).replace('5%', '50%')),
+     'the split file is at generation 2 with 50 % on the candidate but the state is at generation 2 with 5 %'),
+    ('file ahead', lambda h: write_atomic(h.config_path, rd.render_config(dict(h.state(), percent=25.0), 3)),
+     'the split file is at generation 3 with 25 % on the candidate but the state is at generation 2 with 5 %'),
+]
+
+
+@pytest.mark.parametrize('params', OPERATIONS[:4])
+@pytest.mark.parametrize('name, damage, reason', DRIFTS)
+def test_drift_refuses_set_restore_complete_promote(host, params, name, damage, reason):
+    at_canary(host)
+    damage(host)
+    before = host.files()
+    calls = len(host.nginx.calls)
+    with pytest.raises(SplitError) as err:
+        host.call(**params)
+    assert str(err.value).startswith('drift on svc: ' + reason), str(err.value)
+    assert 'nothing was changed' in str(err.value)
+    assert err.value.details['drift'] is True and err.value.details['drift_reason'].startswith(reason)
+    assert host.files() == before and len(host.nginx.calls) == calls
+
+
+@pytest.mark.parametrize('name, damage, reason', DRIFTS)
+def test_rollback_repairs_drift(host, name, damage, reason):
+    at_canary(host)
+    damage(host)
+    result = host.call(operation='rollback')
+    assert result['changed'] is True and result['generation'] == 3 and result['repaired'].startswith(reason)
+    assert host.nginx.calls[-1]['reload'] is True and host.nginx.calls[-1]['force_reload'] is True
+    state = host.state()
+    assert (state['generation'], state['percent'], state['phase']) == (3, 0.0, 'rollback')
+    assert read_text(host.config_path) == rd.render_state(state)
+    assert rd.parse_live(read_text(host.config_path), 'svc')['percent'] == 0
+    assert host.call(percent=5, phase='canary', expected_generation=3)['generation'] == 4
+
+
+def crash(*_args):
+    raise KeyboardInterrupt('killed between the NGINX write and the state write')
+
+
+@pytest.mark.parametrize('params', [dict(percent=25, phase='extended'), dict(operation='rollback'),
+                                    dict(operation='complete', phase='canary', candidate_version='2.0.0')])
+def test_a_crash_between_the_writes_is_detected_and_repaired(host, monkeypatch, params):
+    at_canary(host)
+    monkeypatch.setattr(ts, 'write_state_file', crash)
+    with pytest.raises(KeyboardInterrupt):
+        host.call(**params)
+    monkeypatch.undo()
+    live = rd.parse_live(read_text(host.config_path), 'svc')
+    assert live['generation'] == 3 and host.state()['generation'] == 2  # NGINX got it, the state did not
+
+    with pytest.raises(SplitError) as err:
+        host.call(percent=5, phase='canary', run_id='c2')
+    assert 'drift' in str(err.value)
+    assert 'the split file is at generation 3' in str(err.value) and 'the state is at generation 2' in str(err.value)
+
+    seen = ts.info(dict(service='svc', config_dir=host.config_dir, state_dir=host.state_dir), now=0)
+    assert seen['drift'] is True and seen['file_generation'] == 3 and seen['generation'] == 2
+
+    reloads = len(host.nginx.calls)
+    repaired = host.call(operation='rollback')
+    assert repaired['changed'] is True and repaired['generation'] == 3 and 'repaired' in repaired
+    # even when the file already says what rollback renders, NGINX is reloaded: what it runs is unknown
+    assert host.nginx.calls[reloads]['force_reload'] is True and repaired['reloaded'] is True
+    state = host.state()
+    assert read_text(host.config_path) == rd.render_state(state) and state['percent'] == 0
+    assert ts.info(dict(service='svc', config_dir=host.config_dir, state_dir=host.state_dir), now=0)['drift'] is False
+
+
+def test_rollback_and_restore_render_the_options_that_were_set(host):
+    host.call(percent=0, phase='bootstrap', server_options='weight=2 max_conns=10', keepalive=0, run_id='b1')
+    host.call(percent=5, phase='canary', server_options='max_fails=1', keepalive=8, run_id='c1')
+    assert '    server app1:5070 max_fails=1;\n' in read_text(host.config_path)
+    host.call(operation='restore', run_id='c1')
+    text = read_text(host.config_path)
+    assert '    server app1:5062 weight=2 max_conns=10;\n' in text and 'keepalive' not in text
+    host.call(percent=5, phase='canary', server_options='max_fails=1', keepalive=8, run_id='c2')
+    host.call(operation='rollback')
+    text = read_text(host.config_path)
+    assert '    server app1:5062 max_fails=1;\n' in text and '    keepalive 8;\n' in text
+    assert (host.state()['server_options'], host.state()['keepalive']) == ('max_fails=1', 8)
+
+
+def test_restore_of_another_runs_change_does_nothing_but_still_sees_drift(host):
+    at_canary(host)
+    assert host.call(operation='restore', run_id='other')['changed'] is False
+    os.unlink(host.config_path)
+    with pytest.raises(SplitError) as err:
+        host.call(operation='restore', run_id='other')
+    assert 'drift' in str(err.value)
+
+
+def test_first_set_takes_an_existing_file_over(host):
+    os.makedirs(host.config_dir)
+    write_atomic(host.config_path, '# left by something else\n')
+    result = host.call(percent=0, phase='bootstrap')
+    assert result['changed'] is True and result['generation'] == 1
+    assert read_text(host.config_path) == rd.render_state(host.state())
+
+
+def test_a_legacy_state_and_file_move_to_generations(host):
+    host.call(percent=5, phase='canary')
+    state = host.state()
+    for key in ('generation', 'server_options', 'keepalive'):
+        del state[key]
+    for entry in state['history']:
+        del entry['generation']
+    write_atomic(host.state_path, st.dump_state(state))
+    write_atomic(host.config_path, rd.render_config(dict(state, server_options=None), 0))
+    assert host.call(percent=5, phase='canary')['changed'] is False     # nothing to do, no drift
+    result = host.call(percent=25, phase='extended', expected_generation=0)
+    assert (result['previous_generation'], result['generation']) == (0, 1)
+
+
+def test_info_reports_state_file_and_lease(host, tmp_path):
+    params = dict(service='svc', config_dir=host.config_dir, state_dir=host.state_dir)
+    empty = ts.info(params, now=0)
+    assert empty == {'changed': False, 'config_path': host.config_path, 'state_path': host.state_path,
+                     'exists': False, 'state': None, 'generation': 0, 'file_generation': None, 'drift': False,
+                     'drift_reason': None, 'live': None, 'lease': None}
+    for index in range(12):
+        host.call(percent=index, phase='canary')
+    write_atomic(os.path.join(host.state_dir, 'svc.rollout.lock'),
+                 '{"run_id": "r", "holder": "bob@ctl", "phase": "canary", "expires": 100.0}')
+    seen = ts.info(params, now=50, history=10)
+    assert seen['exists'] is True and seen['generation'] == 12 and seen['file_generation'] == 12
+    assert len(seen['state']['history']) == 10 and len(host.state()['history']) == 12
+    assert seen['drift'] is False and seen['drift_reason'] is None
+    assert seen['live'] == {'percent': 11.0, 'stable_backends': ['app1:5062', 'app2:5062'],
+                            'candidate_backends': ['app1:5070', 'app2:5070'], 'stable_version': '1.0.0',
+                            'candidate_version': '2.0.0'}
+    assert seen['lease']['holder'] == 'bob@ctl' and seen['lease']['expired'] is False
+    assert ts.info(params, now=100)['lease']['expired'] is True
+
+
+@pytest.mark.parametrize('service', ['../x', 'Svc', 'svc\n', ''])
+def test_info_and_execute_refuse_a_bad_service(host, service):
+    with pytest.raises(SplitError):
+        ts.info(dict(service=service, config_dir=host.config_dir, state_dir=host.state_dir), now=0)
+    with pytest.raises(SplitError):
+        host.call(service=service)

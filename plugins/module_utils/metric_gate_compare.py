@@ -1,0 +1,133 @@
+# -*- coding: utf-8 -*-
+# Copyright: SuperSmartMatch platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``kind: compare`` check of metric_gate: the candidate judged against the stable side.
+
+Each round reads both series over the window since the gate's start
+(``start_at``, else its first round) with Prometheus range queries at
+``step`` (default: the gate's interval), and :func:`metric_gate_judge.judge`
+compares them. The window grows with every round, so the latest judgement
+stands for the check (see ``check_verdict``).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_common import (
+    GateError, ProviderError, fmt, fmt_bound, json_number, parse_bound)
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_judge import DIRECTIONS, judge
+
+COMPARE_ONLY_KEYS = ('kind', 'confidence', 'direction', 'min_samples', 'step')
+KINDS = ('threshold', 'compare')
+DEFAULT_CONFIDENCE = 0.98
+DEFAULT_MIN_SAMPLES = 10
+
+
+def _whole(value, option, where, minimum):
+    if isinstance(value, bool):
+        raise GateError('%s: %s must be a whole number >= %d, got %r' % (where, option, minimum, value))
+    try:
+        number = int(value)
+        exact = float(value) == number
+    except (TypeError, ValueError, OverflowError):
+        raise GateError('%s: %s must be a whole number >= %d, got %r' % (where, option, minimum, value))
+    if not exact or number < minimum:
+        raise GateError('%s: %s must be a whole number >= %d, got %r' % (where, option, minimum, value))
+    return number
+
+
+def normalize_compare(item, check, where):
+    """Complete ``check`` (name, provider, query, baseline_query, url, baseline_url, on_no_data,
+    initial_delay already set) with the judge's options; refuse what a compare check cannot use."""
+    if check['provider'] != 'prometheus':
+        raise GateError('%s: kind compare needs provider prometheus (range queries)' % where)
+    if check.get('baseline_query') is None:
+        raise GateError('%s: kind compare needs a baseline_query (the stable side)' % where)
+    for key in ('min', 'max'):
+        if item.get(key) is not None:
+            raise GateError('%s: kind compare takes no %s (the tolerance is max_ratio or min_ratio)' % (where, key))
+    direction = item.get('direction') or 'higher_is_worse'
+    if direction not in DIRECTIONS:
+        raise GateError('%s: direction must be one of %s, got %r' % (where, ', '.join(DIRECTIONS), direction))
+    confidence = parse_bound(item.get('confidence', DEFAULT_CONFIDENCE), 'confidence', where)
+    if not 0.5 <= confidence < 1:
+        raise GateError('%s: confidence must be >= 0.5 and < 1, got %s' % (where, fmt_bound(confidence)))
+    max_ratio = parse_bound(item.get('max_ratio'), 'max_ratio', where)
+    min_ratio = parse_bound(item.get('min_ratio'), 'min_ratio', where)
+    if direction == 'higher_is_worse':
+        if max_ratio is None or max_ratio < 1 or min_ratio is not None:
+            raise GateError('%s: direction higher_is_worse needs max_ratio >= 1 (the candidate may be at most '
+                            'max_ratio x the stable side) and no min_ratio' % where)
+    elif min_ratio is None or not 0 < min_ratio <= 1 or max_ratio is not None:
+        raise GateError('%s: direction lower_is_worse needs 0 < min_ratio <= 1 (the candidate must be at least '
+                        'min_ratio x the stable side) and no max_ratio' % where)
+    step = item.get('step')
+    if step is not None:
+        step = parse_bound(step, 'step', where)
+        if step <= 0:
+            raise GateError('%s: step must be > 0 seconds, got %s' % (where, fmt_bound(step)))
+    check.update(kind='compare', direction=direction, confidence=confidence, max_ratio=max_ratio,
+                 min_ratio=min_ratio, min=None, max=None, step=step,
+                 min_samples=_whole(item.get('min_samples', DEFAULT_MIN_SAMPLES), 'min_samples', where, 3))
+    return check
+
+
+def compare_threshold_text(check):
+    """``candidate <= 1.1 x stable (Mann-Whitney, 98% confidence, >= 10 samples each)``."""
+    if check['direction'] == 'higher_is_worse':
+        bound = 'candidate <= %s x stable' % fmt_bound(check['max_ratio'])
+    else:
+        bound = 'candidate >= %s x stable' % fmt_bound(check['min_ratio'])
+    return '%s (Mann-Whitney, %s%% confidence, >= %d samples each)' % (
+        bound, fmt_bound(check['confidence'] * 100), check['min_samples'])
+
+
+def _signed(value):
+    text = fmt(value)
+    return text if text.startswith('-') else '+' + text
+
+
+def judgement_text(check, result):
+    """The judge's finding in one phrase, naming the samples, the shift and the tolerance."""
+    if result['outcome'] == 'inconclusive':
+        return 'too few samples: candidate %d, stable %d (min_samples %d)' % (
+            result['n_candidate'], result['n_baseline'], result['min_samples'])
+    bound = ('max_ratio %s' % fmt_bound(check['max_ratio']) if check['direction'] == 'higher_is_worse'
+             else 'min_ratio %s' % fmt_bound(check['min_ratio']))
+    ratio = ('candidate %s x stable' % fmt(result['ratio']) if result['ratio'] is not None
+             else 'stable median 0')
+    stats = 'shift %s, %s%% CI [%s, %s], p=%s, %d vs %d samples' % (
+        _signed(result['shift']), fmt_bound(result['confidence'] * 100), _signed(result['ci'][0]),
+        _signed(result['ci'][1]), fmt(result['p_value'], 2), result['n_candidate'], result['n_baseline'])
+    if result['outcome'] == 'failed':
+        op = '>' if check['direction'] == 'higher_is_worse' else '<'
+        return '%s (%s) %s %s, significant' % (ratio, stats, op, bound)
+    return '%s (%s) within %s' % (ratio, stats, bound)
+
+
+def measure_compare(check, fetch_series, window):
+    """One judgement of a compare check over ``window`` = (start, end, step); errors become ``error``."""
+    start, end, step = window
+    item = dict(value=None, baseline=None, kind='compare')
+    try:
+        if fetch_series is None:
+            raise ProviderError('no range query provider')
+        candidate = fetch_series(check['query'], check.get('url'), start, end, step)
+        try:
+            baseline = fetch_series(check['baseline_query'], check.get('baseline_url') or check.get('url'),
+                                    start, end, step)
+        except ProviderError as exc:
+            raise ProviderError('baseline: %s' % exc)
+    except ProviderError as exc:
+        item.update(outcome='error', message=str(exc))
+        return item
+    result = judge(candidate, baseline, check['direction'], check.get('max_ratio'), check.get('min_ratio'),
+                   check['confidence'], check['min_samples'])
+    item.update(outcome=result['outcome'], message=judgement_text(check, result),
+                value=json_number(result.get('ratio')), baseline=json_number(result.get('baseline_median')),
+                judge=dict((key, json_number(value) if isinstance(value, float) else value)
+                           for key, value in result.items() if key != 'ci'))
+    if 'ci' in result:
+        item['judge']['ci'] = [json_number(bound) for bound in result['ci']]
+    return item

@@ -1,0 +1,141 @@
+# -*- coding: utf-8 -*-
+# Copyright: SuperSmartMatch platform team
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The statistics of the Kayenta-style judge, in pure Python (no SciPy on the managed hosts).
+
+* :func:`mann_whitney_u`: the Mann-Whitney U test, two-sided, normal
+  approximation with tie correction and continuity correction (as
+  ``scipy.stats.mannwhitneyu(x, y, method='asymptotic')``);
+* :func:`hodges_lehmann`: the Hodges-Lehmann estimate of the shift
+  ``candidate - baseline`` (the median of all pairwise differences) and its
+  distribution-free confidence interval (order statistics of the differences,
+  normal approximation of the U distribution);
+* :func:`judge`: the verdict of one comparison, as Kayenta's Mann-Whitney
+  classifier: worse only when the shift is, at ``confidence``, larger than
+  the effect-size tolerance (its whole confidence interval beyond it).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import math
+from statistics import NormalDist, median
+
+DIRECTIONS = ('higher_is_worse', 'lower_is_worse')
+
+
+def midranks(values):
+    """1-based ranks of ``values``, ties sharing their mean rank; and the sizes of the tie groups."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    ties = []
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        rank = (start + end) / 2.0 + 1.0
+        for position in range(start, end + 1):
+            ranks[order[position]] = rank
+        ties.append(end - start + 1)
+        start = end + 1
+    return ranks, ties
+
+
+def u_sigma(n1, n2, ties):
+    """Standard deviation of U under the null hypothesis, corrected for ties."""
+    n = n1 + n2
+    tie_term = sum(t ** 3 - t for t in ties)
+    variance = n1 * n2 / 12.0 * ((n + 1) - (tie_term / (n * (n - 1)) if n > 1 else 0.0))
+    return math.sqrt(variance) if variance > 0 else 0.0
+
+
+def normal_sf(z):
+    """P(Z > z) for a standard normal Z, accurate in the far tail."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def mann_whitney_u(x, y, continuity=True):
+    """Two-sided Mann-Whitney U test of ``x`` against ``y``.
+
+    Returns ``dict(u=U of x, p_value, z)``; ``u`` counts the pairs where
+    ``x`` is larger (ties count one half), as SciPy's ``statistic``. When every
+    value is tied the test has no information: ``p_value`` is 1.
+    """
+    n1, n2 = len(x), len(y)
+    if not n1 or not n2:
+        raise ValueError('both samples need at least one value')
+    ranks, ties = midranks(list(x) + list(y))
+    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2.0
+    u2 = n1 * n2 - u1
+    sigma = u_sigma(n1, n2, ties)
+    if sigma == 0:
+        return dict(u=u1, p_value=1.0, z=0.0)
+    z = (max(u1, u2) - n1 * n2 / 2.0 - (0.5 if continuity else 0.0)) / sigma
+    return dict(u=u1, p_value=min(max(2.0 * normal_sf(z), 0.0), 1.0), z=z)
+
+
+def hodges_lehmann(x, y, confidence=0.98):
+    """The shift ``x - y``: Hodges-Lehmann estimate and its confidence interval at ``confidence``.
+
+    With ``N = n1 x n2`` sorted pairwise differences ``D``, the interval is
+    ``[D(k), D(N + 1 - k)]`` (1-based) with ``k = round(N/2 - z * sigma)``,
+    ``z`` the two-sided normal quantile and ``sigma`` the tie-corrected
+    standard deviation of U (Hollander and Wolfe); ``k < 1`` gives the whole
+    range of the differences.
+    """
+    n1, n2 = len(x), len(y)
+    if not n1 or not n2:
+        raise ValueError('both samples need at least one value')
+    diffs = sorted(a - b for a in x for b in y)
+    total = len(diffs)
+    z = NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
+    sigma = u_sigma(n1, n2, midranks(list(x) + list(y))[1])
+    k = int(math.floor(total / 2.0 - z * sigma + 0.5))
+    k = min(max(k, 1), (total + 1) // 2)
+    return dict(estimate=median(diffs), lower=diffs[k - 1], upper=diffs[total - k], confidence=confidence)
+
+
+def judge(candidate, baseline, direction='higher_is_worse', max_ratio=None, min_ratio=None, confidence=0.98,
+          min_samples=10):
+    """Compare the candidate's samples with the baseline's.
+
+    * fewer than ``min_samples`` values on either side: ``inconclusive``
+      (no evidence is never a pass);
+    * ``higher_is_worse``: ``failed`` when the whole confidence interval of
+      the shift lies above the tolerance ``(max_ratio - 1) x |median(baseline)|``:
+      the candidate is, at ``confidence``, worse than ``max_ratio`` x the
+      baseline (significance and effect size in one test; with ``max_ratio``
+      1 it is the plain two-sided test). ``lower_is_worse`` is the mirror
+      image with ``min_ratio``: failed when the interval lies below
+      ``(min_ratio - 1) x |median(baseline)|``;
+    * ``passed`` otherwise. A point estimate beyond the tolerance with an
+      interval that still reaches it is not enough: noise between two
+      samples of one release must not roll it back.
+
+    Returns ``dict(outcome, reason, n_candidate, n_baseline, ...)`` with the
+    test's ``u`` and ``p_value``, the ``shift`` estimate and ``ci`` bounds,
+    both medians and the estimated ``ratio`` (None when the baseline median is 0).
+    """
+    n1, n2 = len(candidate), len(baseline)
+    out = dict(n_candidate=n1, n_baseline=n2, min_samples=min_samples, confidence=confidence,
+               direction=direction)
+    if n1 < min_samples or n2 < min_samples:
+        out.update(outcome='inconclusive', reason='too few samples')
+        return out
+    test = mann_whitney_u(candidate, baseline)
+    shift = hodges_lehmann(candidate, baseline, confidence)
+    center = median(baseline)
+    out.update(u=test['u'], p_value=test['p_value'], shift=shift['estimate'], ci=[shift['lower'], shift['upper']],
+               candidate_median=median(candidate), baseline_median=center,
+               ratio=(center + shift['estimate']) / center if center != 0 else None)
+    if direction == 'higher_is_worse':
+        allowed = (max_ratio - 1.0) * abs(center)
+        worse = shift['lower'] > allowed
+    else:
+        allowed = (min_ratio - 1.0) * abs(center)
+        worse = shift['upper'] < allowed
+    out.update(allowed_shift=allowed, outcome='failed' if worse else 'passed',
+               reason='worse beyond tolerance' if worse else 'within tolerance')
+    return out
