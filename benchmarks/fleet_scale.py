@@ -22,7 +22,7 @@ import statistics
 import sys
 import time
 
-from labtools import CLIENT, RESULTS, fresh_lab, lb_targets, machine, playbook, run, write_section
+from labtools import CLIENT, RESULTS, VENV, container, fresh_lab, lb_targets, machine, playbook, run, write_section
 
 import trafficgen  # noqa: E402  (on the path set by labtools)
 
@@ -62,12 +62,30 @@ def one_size(lbs, hold):
         time.sleep(1.0)
         report = runner.stop()
     rollbacks = [r['wall_s'] for r in records if r['playbook'] == 'rollback.yml']
-    return {'lbs': lbs, 'forks': forks, 'lab_up_s': round(timings['up'], 1), 'site_s': round(timings['site'], 1),
+    return {'lbs': lbs, 'frozen_host': frozen_host(), 'forks': forks, 'lab_up_s': round(timings['up'], 1), 'site_s': round(timings['site'], 1),
             'records': records, 'requests': report['total_requests'], 'failed_requests': report['failed_requests'],
             'errors': report['errors'], 'rollback_wall_s': {'min': min(rollbacks), 'max': max(rollbacks),
                                                             'median': statistics.median(rollbacks)},
             'beyond_hold_s': {step: max(r['beyond_hold_s'] for r in records if r['step'] == step)
                               for step in ('canary', 'extended', 'full')}}
+
+
+def ping(host):
+    """An ad-hoc ping of one lab host over SSH: (seconds, unreachable)."""
+    started = time.monotonic()
+    proc = run([os.path.join(VENV, 'bin', 'ansible'), host, '-m', 'ansible.builtin.ping'], timeout=300)
+    return round(time.monotonic() - started, 2), 'UNREACHABLE' in proc.stdout + proc.stderr or proc.returncode == 4
+
+
+def frozen_host():
+    """How long until a frozen balancer (docker pause) is unreachable, next to a healthy ping."""
+    healthy, _unreachable = ping('lb2')
+    run(['docker', 'pause', container('lb2')], check=True)
+    try:
+        frozen, unreachable = ping('lb2')
+    finally:
+        run(['docker', 'unpause', container('lb2')], check=True)
+    return {'healthy_ping_s': healthy, 'frozen_ping_s': frozen, 'unreachable': unreachable}
 
 
 def verdicts(sizes):
@@ -82,6 +100,9 @@ def verdicts(sizes):
         value = sizes[biggest]['beyond_hold_s'][step]
         found.append(('%s <= %.0f s beyond the hold with %d balancers' % (step, TARGET_PHASE, biggest),
                       '%.2f s' % value, value <= TARGET_PHASE))
+    frozen = [s['frozen_host'] for s in sizes.values()]
+    found.append(('a frozen balancer unreachable (ad-hoc ping)', 'max %.1f s' % max(f['frozen_ping_s'] for f in frozen),
+                  all(f['unreachable'] for f in frozen)))
     failed = sum(s['failed_requests'] for s in sizes.values())
     found.append(('0 failed requests', '%d of %d' % (failed, sum(s['requests'] for s in sizes.values())), failed == 0))
     return found
@@ -104,7 +125,12 @@ def write_doc(result):
             lbs, s['rollback_wall_s']['min'], s['rollback_wall_s']['median'], s['rollback_wall_s']['max'],
             s['beyond_hold_s']['canary'], s['beyond_hold_s']['extended'], s['beyond_hold_s']['full'],
             s['requests'], s['failed_requests'], s['lab_up_s'], s['site_s']))
-    lines += ['', '| target | measured (worst) | met |', '|---|---|---|']
+    lines += ['', 'A frozen balancer (`docker pause`): an ad-hoc `ansible lb2 -m ping` over SSH reports it UNREACHABLE '
+              'after %s s, against %s s for the same ping of the healthy balancer just before (same run; '
+              'ConnectTimeout 5 s, ServerAliveInterval 2 s x 2).' % (
+                  ' / '.join('%.1f' % sizes[n]['frozen_host']['frozen_ping_s'] for n in sorted(sizes)),
+                  ' / '.join('%.1f' % sizes[n]['frozen_host']['healthy_ping_s'] for n in sorted(sizes))),
+              '', '| target | measured (worst) | met |', '|---|---|---|']
     lines += ['| %s | %s | %s |' % (name, value, 'yes' if ok else '**no**') for name, value, ok in result['verdicts']]
     write_section(BEGIN, END, lines)
 

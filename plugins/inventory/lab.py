@@ -13,7 +13,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 name: lab
 short_description: The Docker lab's hosts, groups and addresses, from the topology of C(scripts/lab up)
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Reads the lab topology that C(scripts/lab up --lbs N --apps M) writes (JSON, by default
     C(.work/lab/topology.json) at the repository root) and makes one host per container, in the groups
