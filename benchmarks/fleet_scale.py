@@ -2,7 +2,7 @@
 
 For each fleet size (2, 4, 8, 16 NGINX load balancers, 2 application hosts, no data tier, no
 monitoring: health-only gates), a fresh lab of its own (scripts/lab up --lbs N ...; container prefix
-ssmf-, network ssmf-lab, HTTPS ports from 28443), provisioned with 1.0.0, then under steady labelled
+ssmf-, network ssmf-lab 172.30.98.0/24, HTTPS ports from 24443), provisioned with 1.0.0, then under steady labelled
 load through every balancer's published port (loopback only):
 
     canary -> extended -> full -> rollback.yml -> canary -> rollback.yml
@@ -28,7 +28,7 @@ import trafficgen  # noqa: E402  (on the path set by labtools)
 
 BEGIN, END = '<!-- fleet_scale:begin -->', '<!-- fleet_scale:end -->'
 LAB = ['--apps', '2', '--no-data', '--no-monitoring', '--prefix', 'ssmf-', '--network', 'ssmf-lab',
-       '--subnet', '172.30.97.0/24', '--https-port', '28443', '--http-port', '28080', '--port-step', '1']
+       '--subnet', '172.30.98.0/24', '--https-port', '24443', '--http-port', '24080', '--port-step', '1']
 TARGET_ROLLBACK = {2: 3.0, 16: 4.0}
 TARGET_PHASE = 15.0
 
