@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The Docker lab's inventory, read from the topology that ``scripts/lab up`` writes.
 
-The same file also makes that topology (``python plugins/inventory/lab.py --lbs N --apps M ...``,
-run by scripts/lab), so the containers and the inventory come from one function.
+The same file also makes that topology (build_topology, called by lab/topology.py for scripts/lab up),
+so the containers and the inventory come from one function.
 """
 from __future__ import absolute_import, division, print_function
 
@@ -49,12 +49,11 @@ import ipaddress
 import json
 import os
 import re
-import sys
 
 try:
     from ansible.errors import AnsibleParserError
     from ansible.plugins.inventory import BaseInventoryPlugin
-except ImportError:  # pragma: no cover - the CLI below runs without Ansible too
+except ImportError:  # pragma: no cover - lab/topology.py uses this file without Ansible too
     AnsibleParserError = ValueError
     BaseInventoryPlugin = object
 
@@ -241,43 +240,3 @@ class InventoryModule(BaseInventoryPlugin):
             self.inventory.set_variable(host['name'], 'ansible_host', host['address'])
         for key, value in inventory_vars(topology).items():
             self.inventory.set_variable('all', key, value)
-
-
-def _parse_args(argv):
-    import argparse
-    parser = argparse.ArgumentParser(description='Write the lab topology (JSON) for scripts/lab up.')
-    parser.add_argument('--lbs', type=int, default=DEFAULTS['lbs'])
-    parser.add_argument('--apps', type=int, default=DEFAULTS['apps'])
-    parser.add_argument('--no-data', dest='data', action='store_false', help='no data tier (data1-3)')
-    parser.add_argument('--no-monitoring', dest='monitoring', action='store_false', help='no mon1 (Prometheus)')
-    parser.add_argument('--prefix', default=DEFAULTS['prefix'])
-    parser.add_argument('--network', default=DEFAULTS['network'])
-    parser.add_argument('--subnet', default=DEFAULTS['subnet'])
-    parser.add_argument('--https-port', type=int, default=DEFAULTS['https_port'])
-    parser.add_argument('--http-port', type=int, default=DEFAULTS['http_port'])
-    parser.add_argument('--port-step', type=int, default=DEFAULTS['port_step'])
-    parser.add_argument('--prometheus-port', type=int, default=DEFAULTS['prometheus_port'])
-    parser.add_argument('--ssh-user', default=DEFAULTS['ssh_user'])
-    parser.add_argument('--out', required=True, help='topology file to write')
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = _parse_args(argv)
-    request = vars(args).copy()
-    out = request.pop('out')
-    try:
-        topology = build_topology(**request)
-    except TopologyError as exc:
-        sys.stderr.write('lab: %s\n' % exc)
-        return 2
-    tmp = out + '.tmp'
-    with open(tmp, 'w') as handle:
-        json.dump(topology, handle, indent=1)
-        handle.write('\n')
-    os.replace(tmp, out)
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

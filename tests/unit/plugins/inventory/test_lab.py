@@ -156,3 +156,21 @@ def test_inventory_without_a_good_topology_has_no_hosts(tmp_path, topology, mess
     assert listing['_meta']['hostvars'] == {}
     assert 'Traceback' not in stderr
     assert __import__('re').search(message, stderr), stderr
+
+
+@pytest.mark.parametrize('args, rc, message', [
+    (['--lbs', '16', '--no-data', '--no-monitoring', '--port-step', '1'], 0, ''),
+    (['--lbs', '0'], 2, 'lab: lbs must be an integer >= 1, got 0'),
+    (['--prefix', 'a b'], 2, 'lab: prefix must match'),
+    (['--https-port', '65535'], 2, 'must be a port number in 1..65535'),
+])
+def test_scripts_lab_topology_cli(tmp_path, args, rc, message):
+    out = tmp_path / 'topology.json'
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'lab', 'topology.py')] + args + ['--out', str(out)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == rc, proc.stderr
+    assert message in proc.stderr and 'Traceback' not in proc.stderr
+    if rc == 0:
+        assert len(lab.validate_topology(json.loads(out.read_text()))['hosts']) == 18
+    else:
+        assert not out.exists()
