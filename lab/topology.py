@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write the lab topology (JSON) for scripts/lab up, from the inventory plugin's build_topology.
 
     python lab/topology.py --lbs N --apps M [--no-data] [--no-monitoring] [--prefix ssm-] ... --out FILE
