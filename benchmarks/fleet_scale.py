@@ -140,16 +140,22 @@ def main():
     parser.add_argument('--sizes', type=int, nargs='+', default=[2, 4, 8, 16])
     parser.add_argument('--hold', type=int, default=10)
     parser.add_argument('--keep', action='store_true', help='leave the last lab up')
+    parser.add_argument('--report-only', action='store_true',
+                        help='write the doc from the sizes measured so far (benchmarks/results/fleet_scale.partial.json)')
     args = parser.parse_args()
     sizes = []
     os.makedirs(RESULTS, exist_ok=True)
+    partial = os.path.join(RESULTS, 'fleet_scale.partial.json')
+    if args.report_only:
+        with open(partial) as handle:
+            sizes = json.load(handle)
     try:
-        for lbs in args.sizes:
+        for lbs in [] if args.report_only else args.sizes:
             sizes.append(one_size(lbs, args.hold))
-            with open(os.path.join(RESULTS, 'fleet_scale.partial.json'), 'w') as handle:
+            with open(partial, 'w') as handle:
                 json.dump(sizes, handle, indent=2)
     finally:
-        if not args.keep:
+        if not args.keep and not args.report_only:
             run(['scripts/lab', 'down'], timeout=1800)
     result = {'date': datetime.date.today().isoformat(), 'machine': machine(), 'hold': args.hold, 'sizes': sizes}
     result['verdicts'] = verdicts({s['lbs']: s for s in sizes})

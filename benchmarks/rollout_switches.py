@@ -108,6 +108,8 @@ def summarize(records):
 
 def write_doc(result):
     s = result['summary']
+    if not result['records']:
+        return write_canary_start(result)
     lines = ['Measured %s on %s, lab of %d load balancers and %d application hosts reached over SSH, '
              '%d rounds, steady load of 4 concurrent clients (2000 users) through every balancer.' % (
                  result['date'], result['machine'], result['lbs'], result['apps'], result['rounds']),
@@ -125,10 +127,14 @@ def write_doc(result):
     for r in result['records']:
         lines.append('| %d | %s | %.2f | %d | %d |' % (r['round'], r['switch'], r['wall_s'], r['requests'], r['failed']))
     write_section(BEGIN, END, lines)
+    return write_canary_start(result)
+
+
+def write_canary_start(result):
     if not result['canary_start']:
-        return
+        return None
     c = result['canary_start_summary']
-    lines = ['Measured in the same run as the switches above (%s, %s): ROUNDS=%d canaries of a new release '
+    lines = ['Measured %s on %s, lab of 2 balancers and 2 application hosts over SSH: %d round(s) of canaries of a new release '
              '(a fresh virtualenv on both application hosts, %d s hold, health-only gates) with the app role '
              'as it was at `%s` (before) and as it is now (after), the order alternating, each followed by '
              '`rollback.yml`. Time beyond the hold = wall time - hold; it includes starting ansible-playbook.' % (
@@ -148,6 +154,7 @@ def write_doc(result):
                 r['round'], r['role'], r['switch'].split()[-1], r['wall_s'], r['beyond_hold_s'], r['requests'],
                 r['failed']))
     write_section(APP_BEGIN, APP_END, lines)
+    return None
 
 
 def summarize_canary_start(records):
@@ -165,12 +172,14 @@ def main():
     parser.add_argument('--app-before', default=APP_BEFORE,
                         help='git revision of the app role to compare with (default %(default)s); "" to skip')
     parser.add_argument('--no-setup', action='store_true', help='use the lab as it is (provisioned, 1.0.0 stable)')
+    parser.add_argument('--canary-start-only', action='store_true',
+                        help='only the before/after canaries (the switches section of the doc is left as it is)')
     parser.add_argument('lab_args', nargs='*', help='options of scripts/lab up (after --)')
     args = parser.parse_args()
     if not args.no_setup:
         fresh_lab('2.0.0', lab_args=args.lab_args)
     records = []
-    for index in range(1, args.rounds + 1):
+    for index in range(1, 0 if args.canary_start_only else args.rounds + 1):
         for label, name in (('canary 0->5 %', 'canary.yml'), ('rollback from canary', 'rollback.yml'),
                             ('canary 0->5 %', 'canary.yml'), ('extended 5->25 %', 'extended.yml'),
                             ('full 25->100 % + promote', 'full.yml'), ('rollback after full', 'rollback.yml')):
@@ -184,6 +193,9 @@ def main():
               'lbs': len(lb_targets(lab)), 'apps': sum('app' in h['groups'] for h in lab['hosts']),
               'records': records, 'canary_start': canary_records, 'app_before': args.app_before}
     result['summary'] = summarize(records + canary_records)
+    if not records:
+        result['summary']['rollback_note'] = 'rollbacks after the before/after canaries only'
+
     if canary_records:
         result['canary_start_summary'] = summarize_canary_start(canary_records)
     os.makedirs(RESULTS, exist_ok=True)
