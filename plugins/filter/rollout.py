@@ -89,7 +89,13 @@ def rollout_hold_failure(result, host):
 @_guard
 def rollout_verdict_action(hosts, hostvars, active_hosts, release, failures, shift_generations):
     views = rp.views_of(list(hosts), _results(hosts, hostvars, 'rollout_info_after'), list(active_hosts or []))
-    return rv.verdict_action(release, list(failures or []), dict(shift_generations or {}), views)
+    hold_rollbacks = _results(hosts, hostvars, 'rollout_rollback_hold')
+    rolled = dict((h, r['generation']) for h, r in hold_rollbacks.items()
+                  if not r.get('failed') and not r.get('skipped') and not rp.no_answer(r) and 'generation' in r)
+    action = rv.verdict_action(release, list(failures or []), dict(shift_generations or {}), views, rolled)
+    failed = [h for h in hold_rollbacks if h not in rolled and not hold_rollbacks[h].get('skipped')]
+    action['failures'] = action['failures'] + rv.step_results(failed, hold_rollbacks, list(active_hosts or []), 'rollback')
+    return action
 
 
 @_guard
@@ -102,7 +108,8 @@ def rollout_report(ctx, hosts, hostvars, active_hosts, service, plan, failures, 
                    finished_at, finished_epoch, shifted_at=None, gate_checks=None):
     views = rp.views_of(list(hosts), _results(hosts, hostvars, views_fact), list(active_hosts or []))
     rolled_back = any(r.get('changed') and not r.get('failed') and not r.get('unreachable')
-                      for r in _results(hosts, hostvars, 'rollout_rollback').values())
+                      for name in ('rollout_rollback_hold', 'rollout_rollback')
+                      for r in _results(hosts, hostvars, name).values())
     return rv.build_report(ctx, service, plan, list(failures or []), rolled_back, views, hold_result,
                            finished_at, finished_epoch, shifted_at=shifted_at, gate_checks=gate_checks)
 

@@ -22,6 +22,17 @@ COMPARE_ONLY_KEYS = ('kind', 'confidence', 'direction', 'min_samples', 'step')
 KINDS = ('threshold', 'compare')
 DEFAULT_CONFIDENCE = 0.98
 DEFAULT_MIN_SAMPLES = 10
+MAX_POINTS = 240   # per side and round: 240 x 240 pairwise differences judge in ~0.1 s
+
+
+def range_step(start, end, step):
+    """The step of the range queries: ``step``, widened so that a side has at most MAX_POINTS points.
+
+    A 6 h hold at 30 s would give 720 points a side (518 400 pairwise
+    differences to sort each round); wider steps also make the points less
+    correlated.
+    """
+    return max(float(step), (end - start) / (MAX_POINTS - 1)) if end > start else float(step)
 
 
 def _whole(value, option, where, minimum):
@@ -109,6 +120,7 @@ def judgement_text(check, result):
 def measure_compare(check, fetch_series, window):
     """One judgement of a compare check over ``window`` = (start, end, step); errors become ``error``."""
     start, end, step = window
+    step = range_step(start, end, step)
     item = dict(value=None, baseline=None, kind='compare')
     try:
         if fetch_series is None:

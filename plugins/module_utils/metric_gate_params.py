@@ -14,7 +14,8 @@ try:
 except ImportError:  # pragma: no cover - Python 2
     from urlparse import urlsplit
 
-from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_common import CHECK_KEYS, NO_DATA_POLICIES, PROVIDERS, GateError, fmt_bound, parse_bound
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_common import (
+    CHECK_KEYS, NO_DATA_POLICIES, PROVIDERS, GateError, fmt_bound, parse_bound)
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_compare import (
     COMPARE_ONLY_KEYS, KINDS, normalize_compare)
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_providers import redact_url

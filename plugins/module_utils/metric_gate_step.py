@@ -134,7 +134,7 @@ def run_step(checks, settings, fetch_value, resume_file, run_key, title='metric 
         verdict=result['verdict'] if finished else 'running',
         current=verdict_of(state['summary'], settings['failure_limit']) if not state.get('aborted') else 'aborted',
         round=dict(index=state['sample'], time=iso_utc(round_time), retry=retry,
-                   results=results) if new else None,
+                   results=results) if not moved else None,
         rounds_total=settings['count'],
         remaining_s=left,
         summary=result['summary'],
@@ -151,4 +151,3 @@ def run_step(checks, settings, fetch_value, resume_file, run_key, title='metric 
         saved['final'] = output
     save_state(resume_file, saved)
     return output
-

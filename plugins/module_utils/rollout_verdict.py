@@ -85,8 +85,11 @@ def aborted_message(watch):
 # The verdict play: what to do
 # --------------------------------------------------------------------------
 
-def verdict_action(release, failures, shift_generations, views):
+def verdict_action(release, failures, shift_generations, views, rolled_back=None):
     """Decide what the verdict play does on the balancers.
+
+    ``rolled_back`` maps the balancers the hold's failed gate already rolled
+    back to the generation that rollback wrote: they are this run's, done.
 
     Returns ``{'action': 'complete' | 'rollback' | 'none', 'hosts': [...],
     'expected': {host: generation}, 'failures': [new failures]}``.
@@ -102,6 +105,7 @@ def verdict_action(release, failures, shift_generations, views):
     """
     failures = list(failures or [])
     shift_generations = shift_generations or {}
+    rolled_back = rolled_back or {}     # host -> generation the hold's own rollback wrote
     new = []
     ours = {}
     for view in views:
@@ -115,6 +119,8 @@ def verdict_action(release, failures, shift_generations, views):
         if info.get('drift'):
             new.append({'host': host, 'step': 'verdict',
                         'msg': 'drift on %s after the hold: %s' % (host, info.get('drift_reason') or 'differs')})
+        elif host in rolled_back and gen == int(rolled_back[host]):
+            continue                    # this run's gate already rolled it back
         elif host in shift_generations and gen == int(shift_generations[host]):
             ours[host] = gen
         elif host in shift_generations:

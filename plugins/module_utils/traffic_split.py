@@ -254,7 +254,12 @@ def _execute(params, nginx, check_mode, diff, config_path, state_path, previous)
                           backup_dir=params['state_dir'], force_reload=reload)
     result['reloaded'] = outcome['reloaded']
     if not check_mode:
-        write_state_file(state_path, dump_state(state))
+        try:
+            write_state_file(state_path, dump_state(state))
+        except (IOError, OSError) as exc:
+            raise NginxError('the split file %s is in place at generation %d but the state could not be written (%s): '
+                             'the next call sees drift; run rollback to repair' % (config_path, state['generation'], exc),
+                             changed=True)
     return result
 
 

@@ -510,7 +510,7 @@ def argument_spec():
             expected=dict(type='raw', required=True),
         )),
         resume_file=dict(type='path'),
-        run_key=dict(type='str'),
+        run_key=dict(type='str', no_log=False),
     )
 
 

@@ -50,7 +50,7 @@ options:
   run_id:
     description:
       - Identifier of the run; the same run may take the lease again.
-      - 1 to 128 of C(A-Z a-z 0-9 . _ @ : + -), starting with a letter, a digit or C(_).
+      - 1 to 128 of C(A-Z a-z 0-9 . _ @ + -) and colons, starting with a letter, a digit or C(_).
     type: str
     required: true
   holder:
@@ -108,7 +108,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 lease:
-  description: The lease as held after the task (null once released; another run's lease if it holds it).
+  description:
+    - The lease as held after the task (null once released; another run's lease if it holds it).
+    - On a refusal, the lease on file (the one that refused this run).
   returned: always
   type: dict
   sample: {"service": "supersmartmatch", "run_id": "5f0c...", "holder": "ci@runner-7", "phase": "canary",
@@ -173,7 +175,16 @@ def main():
         released, previous = locking.release_lease(p['state_dir'], p['service'], p['run_id'], force=p['force'])
         module.exit_json(changed=released, lease=None if released else previous, previous=previous)
     except (locking.LockError, OSError, IOError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
+        module.fail_json(msg=str(exc), changed=False, lease=current_lease(p), previous=current_lease(p))
+
+
+def current_lease(p):
+    """The lease on file, for a refusal (None when the service name is not valid or it cannot be read)."""
+    try:
+        locking.validate_lease_input(p['service'])
+        return locking.read_lease(locking.lease_path(p['state_dir'], p['service']))
+    except (locking.LockError, OSError, IOError, ValueError):
+        return None
 
 
 if __name__ == '__main__':

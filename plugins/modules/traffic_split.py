@@ -329,6 +329,9 @@ def main():
         module.fail_json(msg=str(exc), changed=False, **getattr(exc, 'details', {}))
     except NginxError as exc:
         module.fail_json(msg=str(exc), changed=exc.changed, **exc.details)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='traffic_split could not read or write its files, nothing was changed: %s' % exc,
+                         changed=False)
     module.exit_json(**result)
 
 

@@ -11,8 +11,8 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils import me
 from metric_gate_fakes import FakeTime, T0
 
 SEEDED = random.Random(20261129)
-NORMAL_A = [round(SEEDED.gauss(0.120, 0.010), 4) for _ in range(60)]
-NORMAL_B = [round(SEEDED.gauss(0.125, 0.010), 4) for _ in range(45)]
+NORMAL_A = [round(SEEDED.gauss(0.120, 0.010), 4) for _draw in range(60)]
+NORMAL_B = [round(SEEDED.gauss(0.125, 0.010), 4) for _draw in range(45)]
 
 SAMPLES = [
     # id, x, y
@@ -129,9 +129,9 @@ def test_judge(candidate, baseline, options, outcome, reason):
 def test_judge_of_a_good_release_never_fails_over_many_canaries():
     rng = random.Random(7)
     verdicts = set()
-    for _ in range(200):
-        stable = [rng.lognormvariate(-2.1, 0.25) for _ in range(40)]
-        candidate = [rng.lognormvariate(-2.1, 0.25) for _ in range(40)]
+    for _canary in range(200):
+        stable = [rng.lognormvariate(-2.1, 0.25) for _draw in range(40)]
+        candidate = [rng.lognormvariate(-2.1, 0.25) for _draw in range(40)]
         verdicts.add(judge.judge(candidate, stable, max_ratio=1.1)['outcome'])
     assert verdicts == {'passed'}
 
@@ -255,3 +255,15 @@ def test_judgement_text_lower_is_worse():
     text = mc.judgement_text(check, result)
     assert text.startswith('candidate 0.5') and text.endswith('< min_ratio 0.9, significant')
     assert '98% CI [-' in text and '60 vs 60 samples' in text
+
+
+@pytest.mark.parametrize('start, end, step, expected', [
+    (0, 0, 30, 30),                 # first round: an instant
+    (0, 7200, 30, 7200 / 239.0),    # 2 h at 30 s is 241 points: widened to 240
+    (0, 3600, 30, 30),              # 1 h at 30 s: 121 points
+    (0, 6 * 3600, 30, 21600 / 239.0),
+])
+def test_range_step_keeps_at_most_240_points_a_side(start, end, step, expected):
+    got = mc.range_step(start, end, step)
+    assert got == pytest.approx(expected)
+    assert int((end - start) // got) + 1 <= mc.MAX_POINTS

@@ -113,8 +113,8 @@ def test_step_rounds(tmp_path, script, options, calls):
 
 
 def test_per_check_initial_delay_in_step_mode(tmp_path):
-    checks = [dict(name='health', query='health', min=1), dict(name='precision', query='precision', min=0.94,
-                                                                   initial_delay=10)]
+    checks = [dict(name='health', query='health', min=1),
+              dict(name='precision', query='precision', min=0.94, initial_delay=10)]
     gate = Gate(tmp_path, {'health': [1], 'precision': [OK]}, checks=checks, count=2)
     first, _slept, _n = gate.call()
     second, _slept, _n = gate.call()
@@ -230,3 +230,13 @@ def test_watch_already_moved_aborts_before_any_measurement(tmp_path):
     gate = Gate(tmp_path, {'precision': [OK]}, watch=moved_at(0))
     result, slept, fetched = gate.call()
     assert (result['verdict'], result['finished'], fetched, slept) == ('aborted', True, 0, [])
+
+
+def test_a_round_with_no_check_due_yet_is_still_a_round(tmp_path):
+    checks = [dict(name='precision', query='precision', min=0.94, initial_delay=10)]
+    gate = Gate(tmp_path, {'precision': [OK]}, checks=checks, count=2)
+    first, _slept, fetched = gate.call()
+    assert fetched == 0 and first['round'] == dict(index=1, time=mg.iso_utc(T0), retry=False, results=[])
+    assert first['message'] == "metric gate 'canary': round 1 of 2: no check due yet; 10s left"
+    second, _slept, fetched = gate.call()
+    assert fetched == 1 and second['verdict'] == 'passed'

@@ -161,6 +161,29 @@ def test_apply_no_change_does_nothing(tmp_path, monkeypatch):
     assert run.calls == []
 
 
+@pytest.mark.parametrize('reload, force, calls, reloaded', [
+    (True, True, ['-t', '-s'], True),    # what NGINX runs may not be what is on disk: reload anyway
+    (True, False, [], False),
+    (False, True, [], False),            # reload=false wins
+])
+def test_apply_force_reload_of_unchanged_files(tmp_path, monkeypatch, reload, force, calls, reloaded):
+    run = FakeRun()
+    nginx = nginx_with(tmp_path, run, monkeypatch, [{1, 2}, {3, 4}])
+    target = str(tmp_path / 'split' / 'a.conf')
+    result = nginx.apply({target: open(target).read()}, reload=reload, force_reload=force)
+    assert result == {'changed': False, 'reloaded': reloaded, 'changed_files': []}
+    assert [c[1] if c[1] == '-t' else c[-2] for c in run.calls] == calls
+
+
+def test_apply_force_reload_refuses_when_nginx_is_not_running(tmp_path, monkeypatch):
+    nginx = nginx_with(tmp_path, FakeRun(), monkeypatch, [])
+    monkeypatch.setattr(nginx, 'running_master', lambda: None)
+    target = str(tmp_path / 'split' / 'a.conf')
+    with pytest.raises(ng.NginxError) as err:
+        nginx.apply({target: open(target).read()}, force_reload=True)
+    assert 'NGINX is not running' in str(err.value)
+
+
 def test_apply_check_mode_validates_only(tmp_path, monkeypatch):
     run = FakeRun()
     nginx = nginx_with(tmp_path, run, monkeypatch, [])

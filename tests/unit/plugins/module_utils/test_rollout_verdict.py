@@ -170,3 +170,13 @@ def test_collect_failures_in_step_order_each_once():
 def test_fail_message_of_a_rollback_says_failed_and_rolled_back():
     report = rv.build_report(CTX, 'supersmartmatch', {}, [F_HOLD], True, [ok('lb1', 8), ok('lb2', 8)], None, 'T', 1031)
     assert rv.fail_message(report).startswith('canary of 2.0.0 FAILED and was rolled back: [lb1 hold] precision')
+
+
+def test_balancers_the_gate_already_rolled_back_are_done_not_moved():
+    vs = [ok('lb1', 9, st(0, 'rollback', 'rolled_back')), ok('lb2', 9, st(0, 'rollback', 'rolled_back'))]
+    out = rv.verdict_action('2.0.0', [F_HOLD], SHIFTED, vs, rolled_back={'lb1': 9, 'lb2': 9})
+    assert out == {'action': 'none', 'hosts': [], 'expected': {}, 'failures': []}
+    # one was rolled back by the gate, the other one is still ours: roll it back now
+    vs = [ok('lb1', 9, st(0, 'rollback', 'rolled_back')), ok('lb2', 7)]
+    out = rv.verdict_action('2.0.0', [F_HOLD], SHIFTED, vs, rolled_back={'lb1': 9})
+    assert (out['action'], out['hosts'], out['failures']) == ('rollback', ['lb2'], [])

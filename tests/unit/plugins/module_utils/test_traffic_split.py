@@ -457,3 +457,20 @@ def test_info_and_execute_refuse_a_bad_service(host, service):
         ts.info(dict(service=service, config_dir=host.config_dir, state_dir=host.state_dir), now=0)
     with pytest.raises(SplitError):
         host.call(service=service)
+
+
+def test_a_failed_state_write_says_the_file_moved(host, monkeypatch):
+    at_canary(host)
+
+    def refuse(*_args):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(ts, 'write_state_file', refuse)
+    with pytest.raises(ts.NginxError) as err:
+        host.call(percent=25, phase='extended')
+    assert err.value.changed is True and 'No space left on device' in str(err.value)
+    assert 'in place at generation 3 but the state could not be written' in str(err.value)
+    assert err.value.details == {'generation': 2, 'previous_generation': 2}
+    monkeypatch.undo()
+    seen = ts.info(dict(service='svc', config_dir=host.config_dir, state_dir=host.state_dir), 0)
+    assert seen['drift'] is True and seen['file_generation'] == 3 and seen['generation'] == 2

@@ -136,7 +136,7 @@ def edit(text, old, new):
 
 
 @pytest.mark.parametrize('make_live, reason', [
-    (lambda s: rd.render_state(s), None),
+    (rd.render_state, None),
     (lambda s: None, 'the split file is missing but the state is at generation 1 with 5 % on the candidate'),
     (lambda s: rd.render_config(dict(s, percent=25.0), 2),
      'the split file is at generation 2 with 25 % on the candidate but the state is at generation 1 with 5 % on the '

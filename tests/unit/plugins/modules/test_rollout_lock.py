@@ -18,6 +18,11 @@ def test_rollout_lock_module(tmp_path, capsys):
     forced = run_main(rollout_lock, dict(args, state='released', run_id='rollback-1', force=True), capsys)
     assert forced['changed'] is True and forced['lease'] is None
     assert forced['previous']['holder'] == 'alice@ctl' and forced['previous']['phase'] == 'canary'
+    run_main(rollout_lock, args, capsys)
+    refused = run_main(rollout_lock, dict(args, run_id='canary-2.0.0-2', holder='bob@ctl'), capsys)
+    assert refused['failed'] is True and 'lease held by alice@ctl' in refused['msg']
+    assert refused['lease']['holder'] == 'alice@ctl' and refused['previous'] == refused['lease']
+    run_main(rollout_lock, dict(args, state='released'), capsys)
     again = run_main(rollout_lock, dict(args, state='released', run_id='rollback-1', force=True), capsys)
     assert again['changed'] is False and again['previous'] is None and again['lease'] is None
 
