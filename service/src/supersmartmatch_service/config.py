@@ -12,6 +12,11 @@ SSM_FAULT_ERROR_RATE   0.0        probability (0..1) that /api/v2/match -> 500
 SSM_FAULT_DEGRADED     0          1: ranking reversed (precision collapses)
 SSM_FAULT_UNHEALTHY    0          1: /health answers 503 "unhealthy"
 SSM_ACCESS_LOG         0          1: log every request on stderr
+SSM_FEEDBACK_KEY_FILE  (empty)    file with the fleet's feedback HMAC key(s):
+                                  line 1 current, line 2 previous (see
+                                  feedback_auth.py); empty: a random key of
+                                  this process only (its tokens work nowhere else)
+SSM_FEEDBACK_TTL       3600       seconds a feedback token stays valid (10..86400)
 =====================  =========  ==============================================
 
 Optional data tier (both off unless their first variable is set; see
@@ -80,6 +85,8 @@ class Config:
     fault_degraded: bool = False
     fault_unhealthy: bool = False
     access_log: bool = False
+    feedback_key_file: str = ""
+    feedback_ttl: int = 3600
     # optional data tier: empty database_host / cache_nodes = disabled
     database_host: str = ""
     database_port: int = 5000
@@ -180,6 +187,8 @@ class Config:
             fault_degraded=boolean("SSM_FAULT_DEGRADED"),
             fault_unhealthy=boolean("SSM_FAULT_UNHEALTHY"),
             access_log=boolean("SSM_ACCESS_LOG"),
+            feedback_key_file=get("SSM_FEEDBACK_KEY_FILE", ""),
+            feedback_ttl=integer("SSM_FEEDBACK_TTL", 3600, 10, 86400),
             database_host=db_host,
             database_port=db_port,
             database_name=db_name,

@@ -4,6 +4,8 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
+from .feedback_auth import REASONS as FEEDBACK_NOT_COUNTED_REASONS
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CACHE_RESULTS = ("hit", "miss", "error")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 2.5, 5)
@@ -35,6 +37,7 @@ class Metrics:
         # (path, status) -> [per-bucket counts (non cumulative) + overflow, sum, count]
         self._durations: dict[tuple[str, str], list] = {}
         self._feedback = {"hit": 0, "miss": 0}
+        self._feedback_not_counted = dict.fromkeys(FEEDBACK_NOT_COUNTED_REASONS, 0)
         # data tier series exist only when that tier is configured (None: not rendered)
         self._cache: dict[str, int] | None = None
         self._database_errors: dict[str, int] | None = None
@@ -83,12 +86,22 @@ class Metrics:
         with self._lock:
             return dict(self._feedback)
 
+    def record_feedback_not_counted(self, reason: str) -> None:
+        """Feedback refused (401/409/429) or from another version's match: never in ssm_feedback_total."""
+        with self._lock:
+            self._feedback_not_counted[reason] += 1
+
+    def feedback_not_counted_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._feedback_not_counted)
+
     def render(self) -> str:
         const = (("version", self.version), ("slot", self.slot))
         with self._lock:
             requests = sorted(self._requests.items())
             durations = sorted((k, (list(v[0]), v[1], v[2])) for k, v in self._durations.items())
             feedback = dict(self._feedback)
+            not_counted = dict(self._feedback_not_counted)
             cache = None if self._cache is None else dict(self._cache)
             database_errors = None if self._database_errors is None else sorted(self._database_errors.items())
         out = [
@@ -116,6 +129,13 @@ class Metrics:
         ]
         for outcome in ("hit", "miss"):
             out.append(f"ssm_feedback_total{_labels(const + (('outcome', outcome),))} {feedback[outcome]}")
+        out += [
+            "# HELP ssm_feedback_not_counted_total Feedback not in ssm_feedback_total, by reason (refused token,"
+            " replay, or other_version: a valid token of another version's match).",
+            "# TYPE ssm_feedback_not_counted_total counter",
+        ]
+        for reason in FEEDBACK_NOT_COUNTED_REASONS:
+            out.append(f"ssm_feedback_not_counted_total{_labels(const + (('reason', reason),))} {not_counted[reason]}")
         if cache is not None:
             out += [
                 "# HELP ssm_cache_requests_total Match cache requests, by result (error: failed or skipped while backing off).",

@@ -10,6 +10,11 @@ Redis Cluster (cache.py). When either is configured /health also reports
 ``database`` and ``cache`` (ok | unreachable | disabled): an unreachable
 database makes it 503 "unhealthy" (feedback cannot be stored, it answers 503
 too), an unreachable cache only "degraded" (200; matches are computed).
+
+Feedback is authenticated (feedback_auth.py): a match answer carries
+``match_id`` and ``feedback_token``, and only feedback presenting a valid
+token of that match is accepted and counted in ``ssm_feedback_total``
+(401 otherwise, 409 when the token was already used).
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from . import matching
+from . import feedback_auth, matching
 from .cache import MatchCache, cache_key, request_digest
 from .config import Config, ConfigError
 from .database import Database, DatabaseUnavailable, QueryFailed
@@ -47,9 +52,10 @@ ROUTES = {
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str, **extra) -> None:
+    def __init__(self, status: int, message: str, headers: dict | None = None, **extra) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
         self.payload = {"error": message, **extra}
 
 
@@ -66,6 +72,9 @@ class App:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.metrics = Metrics(config.version, config.slot)
+        # FeedbackKeyError when the key file is unusable (main() exits 2)
+        self.feedback_keys = feedback_auth.load_keys(config.feedback_key_file)
+        self.feedback_replays = feedback_auth.ReplayGuard()
         # Both stay None (and the service stdlib-only) unless configured; they
         # raise DataTierError when configured but unusable (driver, secret).
         self.database = Database(config, self.metrics) if config.database_enabled else None
@@ -147,28 +156,60 @@ class App:
                 self.cache.set(key, {"candidate_id": candidate_id, "matches": matches})
         if self.database is not None:  # queued, written in the background: the answer never waits for it
             self.database.record_match(candidate_id, request_digest(body), cached is not None, matches)
+        match_id = feedback_auth.new_match_id()
+        token = feedback_auth.issue(self.feedback_keys, feedback_auth.Claims(
+            match_id, candidate_id, matches[0]["offer_id"] if matches else "", int(time.time()) + cfg.feedback_ttl, cfg.version))
         return 200, {
             "candidate_id": candidate_id,
             "matches": matches,
             "version": cfg.version,
             "slot": cfg.slot,
+            "match_id": match_id,
+            "feedback_token": token,
         }, JSON_TYPE
 
     def _feedback(self, body: bytes):
+        document = _json_body(body)
         try:
-            candidate_id, offer_id, correct = matching.parse_feedback(_json_body(body))
+            candidate_id, offer_id, correct = matching.parse_feedback(document)
         except matching.ValidationError as exc:
             raise HTTPError(400, str(exc)) from None
+        claims = self._authenticate_feedback(document.get("feedback_token"), candidate_id, offer_id)
         if self.database is not None:
             try:
                 self.database.record_feedback(candidate_id, offer_id, correct)
-            except DatabaseUnavailable:
-                raise HTTPError(503, "database unreachable, feedback not stored: retry later") from None
-            except QueryFailed:  # logged by the database layer
-                raise HTTPError(500, "feedback not stored") from None
-        self.metrics.record_feedback(correct)
-        return 202, {"accepted": True, "candidate_id": candidate_id, "offer_id": offer_id,
-                     "version": self.config.version, "slot": self.config.slot}, JSON_TYPE
+            except (DatabaseUnavailable, QueryFailed) as exc:
+                self.feedback_replays.release(claims.match_id)  # not taken: the client may retry
+                if isinstance(exc, DatabaseUnavailable):
+                    raise HTTPError(503, "database unreachable, feedback not stored: retry later") from None
+                raise HTTPError(500, "feedback not stored") from None  # logged by the database layer
+        # Only this version's own matches count towards its precision.
+        counted = claims.version == self.config.version
+        if counted:
+            self.metrics.record_feedback(correct)
+        else:
+            self.metrics.record_feedback_not_counted(feedback_auth.OTHER_VERSION)
+        return 202, {"accepted": True, "counted": counted, "candidate_id": candidate_id, "offer_id": offer_id,
+                     "match_id": claims.match_id, "version": self.config.version, "slot": self.config.slot}, JSON_TYPE
+
+    def _authenticate_feedback(self, token, candidate_id: str, offer_id: str) -> feedback_auth.Claims:
+        """The token's claims, once; refused feedback is counted by reason and never in the precision."""
+        try:
+            claims = feedback_auth.verify(self.feedback_keys, token, candidate_id, offer_id, time.time())
+        except feedback_auth.FeedbackAuthError as exc:
+            self.metrics.record_feedback_not_counted(exc.reason)
+            raise HTTPError(401, str(exc), headers={"WWW-Authenticate": 'SSM-Feedback-Token realm="feedback"'},
+                            reason=exc.reason) from None
+        try:
+            first = self.feedback_replays.claim(claims.match_id, claims.expires)
+        except OverflowError:
+            self.metrics.record_feedback_not_counted(feedback_auth.OVERLOADED)
+            raise HTTPError(429, "too many feedback tokens in flight, retry later", headers={"Retry-After": "60"},
+                            reason=feedback_auth.OVERLOADED) from None
+        if not first:
+            self.metrics.record_feedback_not_counted(feedback_auth.REPLAYED)
+            raise HTTPError(409, "feedback for this match was already received", reason=feedback_auth.REPLAYED)
+        return claims
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -211,8 +252,9 @@ class Handler(BaseHTTPRequestHandler):
                 status, payload, ctype = app.handle(self.command, path, body)
                 headers = {}
             except HTTPError as exc:
-                status, payload, ctype = exc.status, exc.payload, JSON_TYPE
-                headers = {"Allow": ", ".join(exc.payload["allowed"])} if status == 405 else {}
+                status, payload, ctype, headers = exc.status, exc.payload, JSON_TYPE, dict(exc.headers)
+                if status == 405:
+                    headers["Allow"] = ", ".join(exc.payload["allowed"])
             except Exception:  # pragma: no cover - defensive
                 traceback.print_exc(file=sys.stderr)
                 status, payload, ctype, headers = 500, {"error": "internal error"}, JSON_TYPE, {}
@@ -290,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         server = SSMServer(config)
-    except DataTierError as exc:
+    except (DataTierError, feedback_auth.FeedbackKeyError) as exc:
         print(f"{prog}: invalid configuration: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -308,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"{prog}: version {config.version} slot {config.slot} listening on {server.url}", file=sys.stderr, flush=True)
+    if not config.feedback_key_file:
+        print(f"{prog}: warning: SSM_FEEDBACK_KEY_FILE is not set: feedback tokens are signed with a key of this"
+              " process only (other slots and hosts refuse them)", file=sys.stderr, flush=True)
     if server.app.database is not None:
         server.app.database.warm_up()
         print(f"{prog}: storing matches and feedback in {server.app.database.endpoint}"

@@ -76,9 +76,10 @@ def test_match_invalid_body_is_400(serve, call, raw, message):
 def test_feedback_is_counted_by_outcome(serve, call):
     server = serve()
     for correct in (True, True, False):
+        token = call(server, "POST", "/api/v2/match", CASE)[2]["feedback_token"]
         status, _headers, body = call(server, "POST", "/api/v2/feedback",
-                                      {"candidate_id": "c1", "offer_id": "best", "correct": correct})
-        assert status == 202 and body["accepted"] is True
+                                      {"candidate_id": "c1", "offer_id": "best", "correct": correct, "feedback_token": token})
+        assert status == 202 and body["accepted"] is True and body["counted"] is True
     status, _headers, body = call(server, "POST", "/api/v2/feedback", {"candidate_id": "c1", "offer_id": "best"})
     assert status == 400 and "body.correct is required" in body["error"]
     samples = parse_metrics(call(server, "GET", "/metrics")[2])
