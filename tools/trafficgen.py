@@ -9,14 +9,20 @@ precision of the top match.
 CLI::
 
     trafficgen.py load  --target URL [--target URL ...] (--duration S | --requests N)
-                        [--users N] [--concurrency N] [--rate R] [--stop-file PATH] [common]
+                        [--users N] [--concurrency N] [--rate R] [--stop-file PATH]
+                        [--forge-feedback] [common]
     trafficgen.py probe --target URL [...] [--users N] [--concurrency N] [common]
     common: [--cacert PATH | --insecure] [--host-header NAME] [--timeout S]
             [--keep-alive] [--seed N] [--dataset-size N] [--report-json PATH]
             [--allow-failures] [--quiet]
 
 ``load`` sends, per case, ``POST /api/v2/match`` then ``POST /api/v2/feedback``
-(``--requests`` counts cases, i.e. match requests). ``probe`` sends exactly one
+(``--requests`` counts cases, i.e. match requests), through the same target
+and as the same user, rating the top match with the ``feedback_token`` of the
+match response (the service refuses feedback without a valid token of that
+match). ``--forge-feedback`` (tests only) sends instead the opposite rating
+with that token's signature replaced: the service must answer 401 and count
+nothing; ``feedback_refused`` in the report counts such answers (401/409). ``probe`` sends exactly one
 match request per user and reports ``user_versions``. Exit code 0 if no request
 failed (connection error, 5xx, unusable 200), else 1 unless --allow-failures;
 2 on usage errors. By default every request uses a new connection (an NGINX
@@ -44,10 +50,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 try:  # the scoring must be the service's own: never a copy
-    from supersmartmatch_service import matching
+    from supersmartmatch_service import feedback_auth, matching
 except ImportError:  # pragma: no cover - depends on how the script is launched
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "service" / "src"))
-    from supersmartmatch_service import matching
+    from supersmartmatch_service import feedback_auth, matching
 
 MAX_DURATION_S = 3600.0
 MAX_ERRORS_KEPT = 20
@@ -254,7 +260,7 @@ class Stats:
     def __init__(self, seed: int = 0):
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self.total = self.matches = self.feedbacks = 0
+        self.total = self.matches = self.feedbacks = self.feedback_refused = 0
         self.connection_errors = self.server_errors = self.protocol_errors = self.client_errors = 0
         self.unversioned = 0
         self.errors: dict[str, int] = {}
@@ -305,6 +311,7 @@ class Stats:
                 vs.failed += 1
             if kind != "match":
                 vs.feedback_status[str(resp.status)] += 1
+                self.feedback_refused += resp.status in (401, 409)
                 return
             vs.count += 1
             now = time.time()
@@ -348,6 +355,7 @@ class Stats:
                 "total_requests": self.total,
                 "match_requests": self.matches,
                 "feedback_requests": self.feedbacks,
+                "feedback_refused": self.feedback_refused,
                 "failed_requests": self.connection_errors + self.server_errors + self.protocol_errors,
                 "connection_errors": self.connection_errors,
                 "server_errors": self.server_errors,
@@ -371,6 +379,12 @@ def _ratio(hits: int, misses: int) -> float | None:
     return round(hits / (hits + misses), 6) if hits + misses else None
 
 
+def forge_token(token: str) -> str:
+    """``token`` with its signature replaced by one under a random key (claims intact): a forgery."""
+    head = token.rpartition(".")[0]
+    return f"{head}.{feedback_auth.sign(os.urandom(32), head.partition('.')[2])}"
+
+
 # --------------------------------------------------------------------------- runner
 class LoadRunner:
     """Bounded traffic in background threads.
@@ -378,7 +392,8 @@ class LoadRunner:
     ``mode="load"``: cases until ``duration`` seconds or ``requests`` cases
     (at least one bound; duration is capped at 3600 s), each a match then a
     feedback request. ``mode="probe"``: one match request per user for
-    ``users`` users, no feedback. Stops early on ``stop()``, on ``stop_event``
+    ``users`` users, no feedback. ``forge_feedback``: feedback with a forged
+    token and the opposite rating (see the module docstring). Stops early on ``stop()``, on ``stop_event``
     being set or when ``stop_file`` exists. ``report()`` works while running.
     """
 
@@ -388,7 +403,7 @@ class LoadRunner:
                  host_header: str | None = None, timeout: float = 5.0, keep_alive: bool = False,
                  feedback: bool = True, seed: int = 42, dataset_size: int = 200,
                  stop_file: str | None = None, stop_event: threading.Event | None = None,
-                 dataset: list[Case] | None = None):
+                 dataset: list[Case] | None = None, forge_feedback: bool = False):
         if mode not in ("load", "probe"):
             raise ValueError(f"mode must be load or probe, got {mode!r}")
         if isinstance(targets, str):
@@ -415,6 +430,7 @@ class LoadRunner:
         self.concurrency = concurrency
         self.rate = rate
         self.feedback = feedback
+        self.forge_feedback = forge_feedback
         self.stop_file = stop_file
         self.client = Client(cacert=cacert, insecure=insecure, host_header=host_header,
                              timeout=timeout, keep_alive=keep_alive)
@@ -539,16 +555,21 @@ class LoadRunner:
         case = self.dataset[index % len(self.dataset)]
         probe = self.mode == "probe"
         resp, error = self._post("match", target, MATCH_PATH, case.match_body(), user)
-        top = correct = None
+        top = correct = token = None
         if resp is not None and resp.status == 200:
             try:
                 top = resp.body["matches"][0]["offer_id"]
                 correct = top == case.label
-            except (TypeError, KeyError, IndexError):
+                token = resp.body.get("feedback_token")
+            except (TypeError, KeyError, IndexError, AttributeError):
                 error = "unusable match response body"
         self.stats.record("match", user, target, resp, error, correct, probe=probe)
         if self.feedback and top is not None:
             payload = {"candidate_id": case.candidate["id"], "offer_id": top, "correct": correct}
+            if isinstance(token, str):
+                payload["feedback_token"] = token
+                if self.forge_feedback:
+                    payload.update(feedback_token=forge_token(token), correct=not correct)
             resp, error = self._post("feedback", target, FEEDBACK_PATH, payload, user)
             self.stats.record("feedback", user, target, resp, error)
 
@@ -559,7 +580,7 @@ def run_load(targets, *, duration: float | None = None, requests: int | None = N
     """Run a bounded load in the calling thread and return the report.
 
     ``options``: cacert, insecure, host_header, timeout, keep_alive, feedback,
-    seed, dataset_size, stop_file, dataset (see LoadRunner).
+    seed, dataset_size, stop_file, dataset, forge_feedback (see LoadRunner).
     """
     return LoadRunner(targets, mode="load", duration=duration, requests=requests, users=users,
                       concurrency=concurrency, rate=rate, stop_event=stop_event, **options).run()
@@ -582,7 +603,7 @@ def format_report(report: dict) -> str:
         f"mode={report['mode']} targets={','.join(report['targets'])} elapsed={report['elapsed_s']}s "
         f"stopped_by={report['stopped_by']}",
         f"requests: total={report['total_requests']} match={report['match_requests']} "
-        f"feedback={report['feedback_requests']} failed={report['failed_requests']} "
+        f"feedback={report['feedback_requests']} (refused={report['feedback_refused']}) failed={report['failed_requests']} "
         f"(connection={report['connection_errors']} 5xx={report['server_errors']} "
         f"protocol={report['protocol_errors']}) 4xx={report['client_errors']} "
         f"unversioned={report['unversioned']}",
@@ -633,6 +654,8 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--users", type=int, default=1000, help="distinct users (cookies)")
     load.add_argument("--rate", type=float, help="max cases per second")
     load.add_argument("--stop-file", metavar="PATH", help="stop when this file exists")
+    load.add_argument("--forge-feedback", action="store_true",
+                      help="tests only: feedback with a forged token and the opposite rating (expect 401)")
     probe = sub.add_parser("probe", parents=[common], help="one match request per user")
     probe.add_argument("--users", type=int, default=10000, help="distinct users (cookies)")
     return parser
@@ -649,7 +672,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "load":
             runner = LoadRunner(args.target, mode="load", duration=args.duration, requests=args.requests,
                                 concurrency=args.concurrency or 8, rate=args.rate,
-                                stop_file=args.stop_file, stop_event=stop, **options)
+                                stop_file=args.stop_file, stop_event=stop, forge_feedback=args.forge_feedback,
+                                **options)
         else:
             runner = LoadRunner(args.target, mode="probe", concurrency=args.concurrency or 32,
                                 stop_event=stop, **options)

@@ -66,7 +66,7 @@ def test_load_healthy_counts_and_precision(serve):
     assert report["failed_requests"] == 0 and report["client_errors"] == 0 and report["errors"] == []
     v = report["versions"]["1.2.0"]
     assert v["count"] == 50 and v["share_pct"] == 100.0 and v["status"] == {"200": 50}
-    assert v["feedback_status"] == {"202": 50}
+    assert v["feedback_status"] == {"202": 50} and report["feedback_refused"] == 0
     assert v["precision"] == 1.0 and report["precision"] == 1.0
     assert 0 < v["latency_ms"]["p50"] <= v["latency_ms"]["p95"] <= v["latency_ms"]["p99"]
     assert report["users_seen"] == 20 and report["users_switched"] == 0
@@ -229,3 +229,50 @@ def test_https_cacert_sni_and_insecure(tls_server):
     assert "CERTIFICATE_VERIFY_FAILED" in wrong_name["errors"][0]["message"]
     insecure = tg.run_load([url], requests=2, concurrency=1, insecure=True)
     assert insecure["failed_requests"] == 0
+
+
+def service_feedback_counts(url):
+    """(ssm_feedback_total by outcome, ssm_feedback_not_counted_total by reason) read from the service."""
+    from urllib.request import urlopen
+
+    with urlopen(url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    counts = ({}, {})
+    for line in text.splitlines():
+        for index, (name, label) in enumerate((("ssm_feedback_total", "outcome"), ("ssm_feedback_not_counted_total", "reason"))):
+            if line.startswith(name + "{"):
+                key = line.split(f'{label}="', 1)[1].split('"', 1)[0]
+                counts[index][key] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_load_uses_the_feedback_token_and_the_service_counts_it(serve, tmp_path):
+    key = tmp_path / "feedback.key"
+    key.write_text("s" * 48 + "\n")
+    url = serve(SSM_FEEDBACK_KEY_FILE=str(key))
+    report = tg.run_load([url], requests=40, users=10, concurrency=4)
+    assert report["versions"]["1.0.0"]["feedback_status"] == {"202": 40} and report["feedback_refused"] == 0
+    outcomes, not_counted = service_feedback_counts(url)
+    assert outcomes == {"hit": 40.0, "miss": 0.0} and sum(not_counted.values()) == 0
+
+
+@pytest.mark.parametrize("env", [{}, {"SSM_FAULT_DEGRADED": "1"}])
+def test_forged_feedback_is_refused_and_never_counted(serve, env):
+    url = serve(**env)
+    report = tg.run_load([url], requests=30, users=10, concurrency=3, forge_feedback=True)
+    assert report["versions"]["1.0.0"]["feedback_status"] == {"401": 30}
+    assert report["feedback_refused"] == 30 and report["client_errors"] == 30 and report["failed_requests"] == 0
+    # the generator's own precision (from the match answers and the labels) is unaffected
+    assert report["precision"] == 1.0 if not env else report["precision"] < 0.94
+    outcomes, not_counted = service_feedback_counts(url)
+    assert outcomes == {"hit": 0.0, "miss": 0.0}
+    assert not_counted["forged"] == 30 and sum(not_counted.values()) == 30
+    # the forged token keeps the real claims: only the signature differs
+    token = "1.claims.sig"
+    assert tg.forge_token(token).startswith("1.claims.") and tg.forge_token(token) != tg.forge_token(token)
+
+
+def test_cli_forge_feedback(serve):
+    proc = cli("load", "--target", serve(), "--requests", "5", "--forge-feedback")
+    assert proc.returncode == 0, proc.stderr
+    assert "refused=5" in proc.stdout
