@@ -176,12 +176,19 @@ def main(argv=None):
             redis.destroy()
 
         failover, recovery = [], []
-        feedback = {"candidate_id": "bench", "offer_id": "o1", "correct": True}
+
+        def feedback():
+            """A feedback body rating a fresh match, with that match's token (one use each)."""
+            answer = db_only.call("POST", "/api/v2/match", payloads["small"][0])[2]
+            return {"candidate_id": answer["candidate_id"], "offer_id": answer["matches"][0]["offer_id"],
+                    "correct": True, "feedback_token": answer["feedback_token"]}
+
         for _run in range(args.runs):
-            if db_only.call("POST", "/api/v2/feedback", feedback)[0] != 202:
+            if db_only.call("POST", "/api/v2/feedback", feedback())[0] != 202:
                 raise SystemExit("feedback not stored before the session drop")
+            rating = feedback()
             pg.psql(pg.database, f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = '{pg.role}';")
-            status, elapsed, answer = db_only.call("POST", "/api/v2/feedback", feedback)
+            status, elapsed, answer = db_only.call("POST", "/api/v2/feedback", rating)
             if status != 202:
                 raise SystemExit(f"feedback after the session drop answered {status}: {answer}")
             failover.append(elapsed * 1000)

@@ -60,6 +60,19 @@ def request(server, method, path, body=None):
         conn.close()
 
 
+def rated(server, candidate_id, correct=True):
+    """A feedback body for a fresh match of ``candidate_id`` (top offer, the match's token)."""
+    status, answer = request(server, "POST", "/api/v2/match", {**CASE, "candidate": {**CASE["candidate"], "id": candidate_id}})
+    assert status == 200, answer
+    return {"candidate_id": candidate_id, "offer_id": answer["matches"][0]["offer_id"], "correct": correct,
+            "feedback_token": answer["feedback_token"]}
+
+
+def without_token(answer):
+    """A match answer without its per-answer fields (match_id, feedback_token)."""
+    return {k: v for k, v in answer.items() if k not in ("match_id", "feedback_token")}
+
+
 def metric(server, name, **labels):
     text = request(server, "GET", "/metrics")[1]
     want = [f'{k}="{v}"' for k, v in labels.items()]
@@ -134,7 +147,8 @@ def test_rows_land_and_second_match_is_a_cache_hit(ssm_postgres, ssm_redis_clust
     assert status == 200 and [m["offer_id"] for m in first["matches"]] == RANKING
     assert ssm_redis_cluster.dbsize() == 1
     status, second = request(server, "POST", "/api/v2/match", CASE)
-    assert status == 200 and second == first
+    assert status == 200 and without_token(second) == without_token(first)
+    assert second["match_id"] != first["match_id"]  # each answer has its own token, even from the cache
     invalid = {"candidate": {"id": "cand-7"}, "offers": CASE["offers"]}
     for _attempt in range(2):  # an invalid body is never cached: 400 every time
         status, answer = request(server, "POST", "/api/v2/match", invalid)
@@ -145,7 +159,8 @@ def test_rows_land_and_second_match_is_a_cache_hit(ssm_postgres, ssm_redis_clust
     assert metric(server, "ssm_cache_requests_total", result="error") == 0
 
     status, body = request(server, "POST", "/api/v2/feedback",
-                           {"candidate_id": "cand-7", "offer_id": "best", "correct": True})
+                           {"candidate_id": "cand-7", "offer_id": "best", "correct": True,
+                            "feedback_token": second["feedback_token"]})
     assert status == 202 and body["accepted"] is True
 
     wait_for(lambda: ssm_postgres.query("SELECT count(*) FROM ssm_matches WHERE candidate_id = 'cand-7'") == [(2,)],
@@ -163,12 +178,11 @@ def test_rows_land_and_second_match_is_a_cache_hit(ssm_postgres, ssm_redis_clust
 def test_dropped_sessions_reconnect_on_the_next_request(ssm_postgres, ssm_data_service):
     """A Patroni failover behind HAProxy drops every session: the next write reconnects and succeeds."""
     server = ssm_data_service(**ssm_postgres.env())
-    feedback = {"candidate_id": "cand-failover", "offer_id": "x", "correct": False}
-    assert request(server, "POST", "/api/v2/feedback", feedback)[0] == 202
+    assert request(server, "POST", "/api/v2/feedback", rated(server, "cand-failover", False))[0] == 202
     killed = ssm_postgres.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                                 " WHERE usename = %s", (APP_ROLE,))[0][0]
     assert killed >= 1
-    status, body = request(server, "POST", "/api/v2/feedback", feedback)
+    status, body = request(server, "POST", "/api/v2/feedback", rated(server, "cand-failover", False))
     assert status == 202, body
     assert ssm_postgres.query("SELECT count(*) FROM ssm_feedback WHERE candidate_id = 'cand-failover'") == [(2,)]
     assert metric(server, "ssm_database_errors_total", operation="insert_feedback") == 0
@@ -200,6 +214,7 @@ def test_cache_killed_matches_stay_correct_and_health_degrades(ssm_postgres, ssm
 def test_database_stopped_is_unhealthy_then_reconnects(ssm_postgres, ssm_data_service):
     server = ssm_data_service(**ssm_postgres.env())
     assert request(server, "GET", "/health")[1]["database"] == "ok"
+    outage_feedback = rated(server, "cand-outage")
     ssm_postgres.stop()
     try:
         def unhealthy():
@@ -208,8 +223,7 @@ def test_database_stopped_is_unhealthy_then_reconnects(ssm_postgres, ssm_data_se
         status, health = wait_for(unhealthy, 10, "/health 503 with the database stopped")
         assert health == {"status": "unhealthy", "version": "3.1.0", "slot": "green", "up": 0,
                           "database": "unreachable", "cache": "disabled"}
-        status, body = request(server, "POST", "/api/v2/feedback",
-                               {"candidate_id": "cand-outage", "offer_id": "best", "correct": True})
+        status, body = request(server, "POST", "/api/v2/feedback", outage_feedback)
         assert status == 503 and "not stored" in body["error"]
         status, body = request(server, "POST", "/api/v2/match", CASE)  # matching does not need the database
         assert status == 200 and [m["offer_id"] for m in body["matches"]] == RANKING
@@ -220,9 +234,9 @@ def test_database_stopped_is_unhealthy_then_reconnects(ssm_postgres, ssm_data_se
         ssm_postgres.start()
 
     wait_for(lambda: request(server, "GET", "/health")[0] == 200, 15, "/health 200 after the database restarted")
-    status = request(server, "POST", "/api/v2/feedback",
-                     {"candidate_id": "cand-outage", "offer_id": "best", "correct": True})[0]
-    assert status == 202
+    # the same token again: feedback refused with 503 was not taken, so the retry is not a replay
+    assert request(server, "POST", "/api/v2/feedback", outage_feedback)[0] == 202
+    assert request(server, "POST", "/api/v2/feedback", outage_feedback)[0] == 409
     assert ssm_postgres.query("SELECT count(*) FROM ssm_feedback WHERE candidate_id = 'cand-outage'") == [(1,)]
     after = {**CASE, "candidate": {**CASE["candidate"], "id": "cand-after-restart"}}
     assert request(server, "POST", "/api/v2/match", after)[0] == 200

@@ -86,8 +86,10 @@ def test_green_stores_feedback_and_caches_matches(host):
                        "offers": [{"id": "o1", "required_skills": ["python"], "min_experience": 1,
                                    "location": "paris"}]})
     for _attempt in range(2):
-        host.check_output(f"curl -sf -H 'Content-Type: application/json' -d '{case}' http://127.0.0.1:5070/api/v2/match")
-    feedback = json.dumps({"candidate_id": "molecule-cand", "offer_id": "o1", "correct": True})
+        answer = json.loads(host.check_output(
+            f"curl -sf -H 'Content-Type: application/json' -d '{case}' http://127.0.0.1:5070/api/v2/match"))
+    feedback = json.dumps({"candidate_id": "molecule-cand", "offer_id": "o1", "correct": True,
+                           "feedback_token": answer["feedback_token"]})
     host.check_output(f"curl -sf -d '{feedback}' http://127.0.0.1:5070/api/v2/feedback")
     count = host.check_output("runuser -u postgres -- psql -tA -d supersmartmatch -c "
                               "\"SELECT count(*) FROM ssm_feedback WHERE candidate_id = 'molecule-cand' AND slot = 'green'\"")

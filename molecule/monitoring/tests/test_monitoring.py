@@ -72,6 +72,13 @@ def post(app_host, port, path, body):
     return app_host.check_output(cmd)
 
 
+def match_token(app_host, port):
+    """One match; its feedback token (feedback is only taken with the token of the match it rates)."""
+    cmd = "curl -sf -X POST -H 'Content-Type: application/json' -d %s http://127.0.0.1:%d/api/v2/match" % (
+        shlex.quote(json.dumps(MATCH_BODY)), port)
+    return json.loads(app_host.check_output(cmd))["feedback_token"]
+
+
 @pytest.fixture(scope="module")
 def traffic(host, app_host):
     """Send matches and feedback to both slots (once per module).
@@ -87,11 +94,11 @@ def traffic(host, app_host):
     assert wait_for(lambda: len(query(host, born)) == len(SLOTS)), query(host, born)
     time.sleep(6)  # one more scrape (5s) after the series appeared
     for slot, (port, _version) in SLOTS.items():
-        for _request in range(MATCHES_PER_SLOT):
-            assert post(app_host, port, "/api/v2/match", MATCH_BODY) == "200"
+        tokens = [match_token(app_host, port) for _request in range(MATCHES_PER_SLOT)]
         hits, misses = FEEDBACK[slot]
-        for correct in [True] * hits + [False] * misses:
-            body = {"candidate_id": "c-1", "offer_id": "o-1", "correct": correct}
+        assert len(tokens) >= hits + misses
+        for correct, token in zip([True] * hits + [False] * misses, tokens, strict=False):
+            body = {"candidate_id": "c-1", "offer_id": "o-1", "correct": correct, "feedback_token": token}
             assert post(app_host, port, "/api/v2/feedback", body) == "202"
     return True
 
