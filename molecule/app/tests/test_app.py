@@ -1,5 +1,7 @@
 """Verify the app role: both slot units run their release and /health agrees."""
 import json
+import stat
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +104,51 @@ def test_green_stores_feedback_and_caches_matches(host):
     assert int(cached) >= 1
     metrics = host.check_output("curl -sf http://127.0.0.1:5070/metrics")
     assert 'ssm_cache_requests_total{version="2.0.0",slot="green",result="hit"}' in metrics
+
+
+CONTROLLER_KEY = Path(__file__).resolve().parents[2] / ".work" / "secrets" / "feedback_hmac"
+FEEDBACK_CASE = {"candidate": {"id": "molecule-fb", "skills": ["python"], "experience_years": 3, "location": "paris"},
+                 "offers": [{"id": "o1", "required_skills": ["python"], "min_experience": 1, "location": "paris"}]}
+
+
+def test_feedback_key_generated_on_the_controller_and_delivered_to_both_slots(host):
+    """One key for the fleet, generated once (0600 on the controller), in 0640 files, never in env/unit/argv."""
+    assert stat.S_IMODE(CONTROLLER_KEY.stat().st_mode) == 0o600
+    key = CONTROLLER_KEY.read_text().split()[0]  # the password lookup may append " salt=..."
+    assert len(key) == 64
+    for slot, _port, _version in SLOTS:
+        key_file = host.file(f"/etc/supersmartmatch/{slot}-feedback.key")
+        assert (key_file.user, key_file.group, key_file.mode) == ("root", "supersmartmatch", 0o640)
+        assert key_file.content_string == key + "\n"
+        env = host.file(f"/etc/supersmartmatch/{slot}.env")
+        assert env.contains(f"^SSM_FEEDBACK_KEY_FILE=/etc/supersmartmatch/{slot}-feedback.key$")
+        assert env.contains("^SSM_FEEDBACK_TTL=3600$") and not env.contains(key)
+        assert not host.file(f"/etc/systemd/system/supersmartmatch-{slot}.service").contains(key)
+        pid = host.check_output(f"systemctl show -p MainPID --value supersmartmatch-{slot}.service")
+        assert key not in host.check_output(f"cat /proc/{pid}/cmdline /proc/{pid}/environ | tr '\\0' ' '")
+
+
+def _post(host, port, path, body):
+    """POST JSON from inside the container -> (status, decoded body)."""
+    out = host.check_output("curl -s -w '\\n%%{http_code}' -H 'Content-Type: application/json' -d %s "
+                            "http://127.0.0.1:%d%s", json.dumps(body), port, path)
+    payload, _sep, status = out.rpartition("\n")
+    return int(status), json.loads(payload)
+
+
+def test_slots_accept_each_others_tokens_and_refuse_forged_ones(host):
+    answer = _post(host, 5062, "/api/v2/match", FEEDBACK_CASE)[1]
+    rating = {"candidate_id": "molecule-fb", "offer_id": "o1", "correct": True, "feedback_token": answer["feedback_token"]}
+    forged = dict(rating, feedback_token=answer["feedback_token"][:-4] + ("AAAA" if not answer["feedback_token"].endswith("AAAA") else "BBBB"))
+    status, body = _post(host, 5070, "/api/v2/feedback", forged)
+    assert status == 401 and body["reason"] == "forged"
+    # blue's token on green (same fleet key): taken, but not counted in green's (2.0.0) precision
+    status, body = _post(host, 5070, "/api/v2/feedback", rating)
+    assert status == 202 and body["counted"] is False
+    assert _post(host, 5070, "/api/v2/feedback", rating)[0] == 409
+    answer = _post(host, 5070, "/api/v2/match", FEEDBACK_CASE)[1]
+    status, body = _post(host, 5070, "/api/v2/feedback", dict(rating, feedback_token=answer["feedback_token"]))
+    assert status == 202 and body["counted"] is True
+    metrics = host.check_output("curl -sf http://127.0.0.1:5070/metrics")
+    assert 'ssm_feedback_not_counted_total{version="2.0.0",slot="green",reason="forged"} 1' in metrics
+    assert 'ssm_feedback_not_counted_total{version="2.0.0",slot="green",reason="other_version"} 1' in metrics
