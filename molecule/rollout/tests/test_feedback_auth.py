@@ -9,20 +9,12 @@ converge (site.yml), and takes about 40 s.
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.parse
 
-ROOT = os.environ.get('MOLECULE_PROJECT_DIRECTORY', os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..')))
-EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
-INVENTORY = os.environ.get('MOLECULE_INVENTORY_FILE', '')
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
+# the scenario's constants (and trafficgen on sys.path) come from the main test module
+from test_rollout import CACERT, CLIENT, INVENTORY, TARGETS, trafficgen
 
-import trafficgen  # noqa: E402
-
-TARGETS = ['https://127.0.0.1:18443', 'https://127.0.0.1:19443']
-CACERT = os.path.join(EPHEMERAL, 'work', 'pki', 'ca.crt')
-CLIENT = dict(cacert=CACERT, host_header='supersmartmatch.lab')
 PRECISION = 'ssm:feedback_precision:ratio'
 
 
