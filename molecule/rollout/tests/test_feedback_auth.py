@@ -51,7 +51,9 @@ def test_forged_feedback_through_the_balancers_is_401_and_the_precision_gate_is_
     assert INVENTORY and os.path.exists(CACERT), 'run through molecule (molecule test -s rollout)'
     honest = trafficgen.run_load(TARGETS, requests=200, users=200, concurrency=4, **CLIENT)
     assert honest['failed_requests'] == 0 and honest['feedback_refused'] == 0, honest['errors']
-    (version,) = honest['versions']  # the live release (site.yml: one version on every balancer)
+    versions = list(honest['versions'])
+    assert len(versions) == 1, versions  # the live release (site.yml: one version on every balancer)
+    version = versions[0]
     assert honest['versions'][version]['feedback_status'] == {'202': 200}
     wait_for('the honest feedback in Prometheus',
              lambda: prom_query('sum by (version) (ssm_feedback_total{version="%s"}) >= 200' % version))
