@@ -130,8 +130,8 @@ def test_feedback_key_generated_on_the_controller_and_delivered_to_both_slots(ho
 
 def _post(host, port, path, body):
     """POST JSON from inside the container -> (status, decoded body)."""
-    out = host.check_output("curl -s -w '\\n%%{http_code}' -H 'Content-Type: application/json' -d %s "
-                            "http://127.0.0.1:%d%s", json.dumps(body), port, path)
+    out = host.check_output("curl -s -w '\\n%%{http_code}' -H 'Content-Type: application/json' -d %s %s",
+                            json.dumps(body), f"http://127.0.0.1:{port}{path}")
     payload, _sep, status = out.rpartition("\n")
     return int(status), json.loads(payload)
 
