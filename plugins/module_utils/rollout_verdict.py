@@ -304,10 +304,9 @@ def _value(value):
 def summary_lines(report, report_path=None):
     """The summary printed at the end of a phase (first line: the notification)."""
     r = report
-    lines = ['%s of %s: %s in %s s (hold %s s)' % (
-        r['phase'], r['release'], r['verdict'].upper(), r['duration_s'], r['hold_s']),
-             'before: %s' % _split_text(r.get('split_before')),
-             'after: %s' % _split_text(r.get('split_after'))]
+    head = '%s of %s: %s in %s s (hold %s s)' % (r['phase'], r['release'], r['verdict'].upper(), r['duration_s'],
+                                                 r['hold_s'])
+    lines = [head, 'before: %s' % _split_text(r.get('split_before')), 'after: %s' % _split_text(r.get('split_after'))]
     for host, b in sorted((r.get('balancers') or {}).items()):
         if b['status'] != 'ok':
             lines.append('  %s: UNKNOWN (%s)' % (host, b.get('reason')))
