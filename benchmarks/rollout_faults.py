@@ -101,7 +101,7 @@ def abort_round(version, interval):
         time.sleep(interval + 1)   # the gate is between two rounds
         started = time.monotonic()
         rollback_s, _out = playbook('rollback.yml', *inventory_args())
-        out, _ = proc.communicate(timeout=300)
+        out = proc.communicate(timeout=300)[0]
         aborted_s = time.monotonic() - started
     if proc.returncode == 0 or 'ABORTED' not in out:
         raise SystemExit('the canary did not end aborted:\n%s' % out[-4000:])
@@ -154,7 +154,7 @@ def spread(values):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--interval', type=int, default=5)
     parser.add_argument('--no-fresh-lab', action='store_true', help='reuse the running, provisioned lab')
