@@ -87,6 +87,10 @@ def rollout_verdict_action(hosts, hostvars, active_hosts, release, failures, shi
     hold_rollbacks = _results(hosts, hostvars, 'rollout_rollback_hold')
     rolled = dict((h, r['generation']) for h, r in hold_rollbacks.items()
                   if not r.get('failed') and not r.get('skipped') and not rp.no_answer(r) and 'generation' in r)
+    # balancers the failed shift already put back (restore) are this run's too, done
+    for h, r in _results(hosts, hostvars, 'rollout_restore').items():
+        if not r.get('failed') and not r.get('skipped') and not rp.no_answer(r) and 'generation' in r:
+            rolled.setdefault(h, r['generation'])
     action = rv.verdict_action(release, list(failures or []), dict(shift_generations or {}), views, rolled)
     failed = [h for h in hold_rollbacks if h not in rolled and not hold_rollbacks[h].get('skipped')]
     action['failures'] = action['failures'] + rv.step_results(failed, hold_rollbacks, list(active_hosts or []), 'rollback')
