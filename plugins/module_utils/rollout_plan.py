@@ -125,11 +125,18 @@ def describe_split(state):
 
 
 def traffic_key(state):
-    """What two balancers must share to agree on where traffic goes."""
-    keys = ('percent', 'phase', 'status', 'salt')
+    """What two balancers must share to agree on where traffic goes.
+
+    A side that takes no traffic does not count (at 0 % the candidate left
+    behind by a failed shift may differ from one balancer to the next), nor
+    does the salt then (it only splits users between two sides).
+    """
+    pct = float(state.get('percent') or 0)
+    live = ('stable',) if pct <= 0 else ('candidate',) if pct >= 100 else ('stable', 'candidate')
     sides = dict((side, dict((k, (state.get(side) or {}).get(k)) for k in ('backends', 'version', 'color')))
-                 for side in ('stable', 'candidate'))
-    return json.dumps([[state.get(k) for k in keys], sides], sort_keys=True)
+                 for side in live)
+    head = [pct, state.get('phase'), state.get('status'), state.get('salt') if len(live) == 2 else None]
+    return json.dumps([head, sides], sort_keys=True)
 
 
 # --------------------------------------------------------------------------

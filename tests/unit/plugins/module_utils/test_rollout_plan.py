@@ -210,3 +210,11 @@ def test_view_of(result, active, status):
 ])
 def test_no_answer(result, unknown):
     assert rp.no_answer(result) is unknown
+
+
+def test_balancers_at_zero_agree_whatever_candidate_each_one_kept():
+    one = state(0, 'rollback', 'rolled_back', candidate=('3.0.0', 'green'))
+    other = state(0, 'rollback', 'rolled_back', candidate=('4.0.0', 'green'))
+    assert plan('canary', '5.0.0', views(info(one), info(other)))['refused'] is None
+    moved = state(5, 'canary', 'in_progress', candidate=('3.0.0', 'green'))
+    assert 'disagree' in plan('canary', '5.0.0', views(info(moved), info(other)))['refused']
