@@ -35,7 +35,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-from datatier_lab import LocalPostgres, LocalRedisCluster, free_ports, wait_for  # noqa: E402
+from datatier_lab import LocalPostgres, LocalRedisCluster, free_ports  # noqa: E402
+from labwait import wait_for  # noqa: E402
 
 VENV = os.environ.get("VENV", os.path.join(ROOT, ".venv"))
 RESULT = os.path.join(ROOT, "benchmarks", "results", "service_data_tier.json")
@@ -190,7 +191,7 @@ def main(argv=None):
             wait_for(lambda: db_only.call("GET", "/health")[0] == 503, 15, "/health 503")
             pg.start()
             up = time.monotonic()
-            wait_for(lambda: db_only.call("GET", "/health")[0] == 200, 30, "/health 200", interval=0.05)
+            wait_for(lambda: db_only.call("GET", "/health")[0] == 200, 30, "/health 200", delay=0.05)
             recovery.append((time.monotonic() - up) * 1000)
         results["events"]["feedback_after_sessions_dropped_ms"] = spread(failover)
         results["events"]["health_ok_after_database_restart_ms"] = spread(recovery)

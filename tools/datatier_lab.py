@@ -26,7 +26,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
+
+from labwait import wait_for
 
 PG_OWNER = "nobody"
 
@@ -51,18 +52,6 @@ def free_ports(count: int, bus_offset: int | None = None) -> list[int]:
             continue
         ports.append(port)
     return ports
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    """Poll ``predicate`` until it returns something truthy (returned) or fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def secret_file(directory: str, name: str, value: str, owner: pwd.struct_passwd | None = None) -> str:

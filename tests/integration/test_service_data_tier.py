@@ -27,7 +27,8 @@ for _path in (ROOT / "service" / "src", ROOT / "tools"):
         sys.path.insert(0, str(_path))
 
 import psycopg2  # noqa: E402
-from datatier_lab import LocalPostgres, LocalRedisCluster, wait_for  # noqa: E402
+from datatier_lab import LocalPostgres, LocalRedisCluster  # noqa: E402
+from labwait import wait_for  # noqa: E402
 
 from supersmartmatch_service.config import Config  # noqa: E402
 from supersmartmatch_service.server import running_server  # noqa: E402
