@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from typing import Any, Callable, NamedTuple, NoReturn
+from typing import Any, Callable, NamedTuple
 
 # How much of an ended process's output ProcessEnded keeps (its last characters).
 TAIL_CHARS = 6000
@@ -118,11 +118,13 @@ def wait_for(predicate: Predicate, timeout: float, what: str = "the condition", 
     """
     try:
         value, elapsed, last_error = _loop(predicate, timeout, what, delay, ignore, proc)
-    except ProcessEnded as ended:
-        _fail(ended, error, None)
-    if value:
-        return value
-    _fail(WaitTimeout(what, timeout, elapsed, value, last_error), error, last_error)
+        if value:
+            return value
+        raise WaitTimeout(what, timeout, elapsed, value, last_error) from last_error
+    except WaitFailed as failure:
+        if error is None:
+            raise
+        raise error(str(failure)) from failure
 
 
 def _loop(predicate, timeout, what, delay, ignore, proc):
@@ -143,12 +145,6 @@ def _loop(predicate, timeout, what, delay, ignore, proc):
         if now >= deadline:
             return value, now - start, error
         time.sleep(min(delay, deadline - now))
-
-
-def _fail(failure: WaitFailed, error: type[BaseException] | None, cause: BaseException | None) -> NoReturn:
-    if error is None:
-        raise failure from cause
-    raise error(str(failure)) from failure
 
 
 def _name(proc: subprocess.Popen) -> str:

@@ -66,6 +66,7 @@ class FakeProc:
         return self.code
 
     def communicate(self, timeout=None):
+        assert timeout is not None, "without a timeout, a pipe held open by a grandchild would block the wait"
         return self.output
 
 
@@ -112,7 +113,8 @@ def test_timeout_raises_naming_what_and_the_timeout(clock, steps, timeout, delay
     assert failure.__cause__ is None
 
 
-def test_a_fractional_timeout_is_named_as_given(clock):
+@pytest.mark.usefixtures("clock")
+def test_a_fractional_timeout_is_named_as_given():
     with pytest.raises(WaitTimeout, match=r"^timed out after 0\.5 s waiting for /health 200$"):
         wait_for(lambda: False, 0.5, "/health 200")
 
@@ -193,7 +195,8 @@ def test_a_process_that_exited_stops_the_wait_with_its_output_tail(clock, proc_a
     assert clock.sleeps == [0.3] * proc_args["running"], "waited on although the process had ended"
 
 
-def test_a_real_process_that_exited(clock):
+@pytest.mark.usefixtures("clock")
+def test_a_real_process_that_exited():
     proc = subprocess.Popen([sys.executable, "-c", "import sys; print('TASK [x] ok'); sys.exit('fatal: no lease')"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.wait(timeout=60)
@@ -226,19 +229,20 @@ def test_a_process_that_never_ends_still_times_out(clock):
 
 ERRORS = [
     # id, error class, what happens
-    ("SystemExit on a timeout", SystemExit, lambda clock: wait_for(lambda: False, 2, "the canary at 5 %", 1,
+    ("SystemExit on a timeout", SystemExit, lambda: wait_for(lambda: False, 2, "the canary at 5 %", 1,
                                                                    error=SystemExit)),
-    ("AssertionError on a timeout", AssertionError, lambda clock: wait_for(lambda: 0, 2, "the canary at 5 %", 1,
+    ("AssertionError on a timeout", AssertionError, lambda: wait_for(lambda: 0, 2, "the canary at 5 %", 1,
                                                                            error=AssertionError)),
     ("SystemExit when the process ended", SystemExit,
-     lambda clock: wait_for(lambda: False, 2, "the canary at 5 %", 1, proc=FakeProc(0), error=SystemExit)),
+     lambda: wait_for(lambda: False, 2, "the canary at 5 %", 1, proc=FakeProc(0), error=SystemExit)),
 ]
 
 
 @pytest.mark.parametrize("error, run", [case[1:] for case in ERRORS], ids=[case[0] for case in ERRORS])
-def test_error_replaces_the_exception_keeping_the_message(clock, error, run):
+@pytest.mark.usefixtures("clock")
+def test_error_replaces_the_exception_keeping_the_message(error, run):
     with pytest.raises(error) as raised:
-        run(clock)
+        run()
     assert type(raised.value) is error
     assert isinstance(raised.value.__cause__, WaitFailed)
     assert str(raised.value) == str(raised.value.__cause__)
