@@ -7,11 +7,18 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 import urllib.parse
 
 import pytest
 import testinfra
+
+ROOT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
+                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+from labwait import poll  # noqa: E402
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 testinfra_hosts = ["ansible://mon-role1"]
@@ -21,7 +28,8 @@ SLOTS = {"blue": (5062, "1.0.0"), "green": (5070, "2.0.0")}
 # Feedback sent per slot (hits, misses) and the precision it must give.
 FEEDBACK = {"blue": (3, 1), "green": (1, 1)}
 MATCHES_PER_SLOT = 6
-TIMEOUT = 90
+TIMEOUT = 90  # seconds for Prometheus to see what was sent (polled every DELAY s)
+DELAY = 2
 
 MATCH_BODY = {
     "candidate": {"id": "c-1", "skills": ["python", "sql"], "experience_years": 5, "location": "Paris"},
@@ -56,16 +64,6 @@ def query(host, expr):
     return values
 
 
-def wait_for(fn, timeout=TIMEOUT, delay=2):
-    """Call fn until it returns a truthy value; return the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(delay)
-
-
 def post(app_host, port, path, body):
     cmd = "curl -s -o /dev/null -w '%%{http_code}' -X POST -H 'Content-Type: application/json' -d %s http://127.0.0.1:%d%s" % (
         shlex.quote(json.dumps(body)), port, path)
@@ -84,7 +82,7 @@ def traffic(host, app_host):
     for slot, (port, _version) in SLOTS.items():
         assert post(app_host, port, "/api/v2/match", MATCH_BODY) == "200"
     born = 'ssm_http_requests_total{job="supersmartmatch",path="/api/v2/match"}'
-    assert wait_for(lambda: len(query(host, born)) == len(SLOTS)), query(host, born)
+    assert poll(lambda: len(query(host, born)) == len(SLOTS), TIMEOUT, delay=DELAY).value, query(host, born)
     time.sleep(6)  # one more scrape (5s) after the series appeared
     for slot, (port, _version) in SLOTS.items():
         for _request in range(MATCHES_PER_SLOT):
@@ -139,7 +137,7 @@ def test_both_slot_targets_are_up(host):
         targets = _slot_targets(host)
         return targets if targets and all(t["health"] == "up" for t in targets.values()) else None
 
-    targets = wait_for(both_up) or _slot_targets(host)
+    targets = poll(both_up, TIMEOUT, delay=DELAY).value or _slot_targets(host)
     assert set(targets) == {"blue", "green"}, targets
     for slot, (port, _version) in SLOTS.items():
         assert targets[slot]["health"] == "up", targets[slot]
@@ -161,7 +159,7 @@ def test_node_targets_are_up(host):
         nodes = {t["labels"]["instance"]: t["health"] for t in targets if t["labels"]["job"] == "node"}
         return nodes if nodes and set(nodes.values()) == {"up"} else None
 
-    assert wait_for(nodes_up) == {"mon-app1:9100": "up", "mon-role1:9100": "up"}
+    assert poll(nodes_up, TIMEOUT, delay=DELAY).value == {"mon-app1:9100": "up", "mon-role1:9100": "up"}
 
 
 def test_rules_are_loaded(host):
@@ -182,7 +180,7 @@ def test_precision_per_version_matches_the_feedback_sent(host, traffic):
         ok = all(abs(values.get(k, -1) - v) < 0.01 for k, v in expected.items())
         return values if ok else None
 
-    values = wait_for(precise) or query(host, "ssm:feedback_precision:ratio")
+    values = poll(precise, TIMEOUT, delay=DELAY).value or query(host, "ssm:feedback_precision:ratio")
     for key, value in expected.items():
         assert values.get(key) == pytest.approx(value, abs=0.01), values
 
@@ -194,7 +192,7 @@ def test_error_rate_availability_latency_of_clean_versions(host, traffic):
         errors = query(host, "ssm:error_rate:ratio")
         return errors if keys <= set(errors) else None
 
-    errors = wait_for(all_present) or query(host, "ssm:error_rate:ratio")
+    errors = poll(all_present, TIMEOUT, delay=DELAY).value or query(host, "ssm:error_rate:ratio")
     assert {k: errors.get(k) for k in keys} == {k: 0.0 for k in keys}
     availability = query(host, "ssm:availability:ratio")
     assert {k: availability.get(k) for k in keys} == {k: 1.0 for k in keys}
@@ -204,7 +202,7 @@ def test_error_rate_availability_latency_of_clean_versions(host, traffic):
     rate = query(host, "ssm:match_requests:rate")
     for key in keys:
         assert rate[key] > 0, rate
-    assert wait_for(lambda: query(host, "ssm:target_up:ratio") == {"blue": 1.0, "green": 1.0})
+    assert poll(lambda: query(host, "ssm:target_up:ratio") == {"blue": 1.0, "green": 1.0}, TIMEOUT, delay=DELAY).value
 
 
 def test_no_gate_alert_fires_for_clean_versions(host, traffic):
@@ -216,9 +214,6 @@ def test_no_gate_alert_fires_for_clean_versions(host, traffic):
 # metric_gate against this real Prometheus (run as Ansible runs it, on the
 # monitoring host, through the molecule inventory)
 # --------------------------------------------------------------------------
-
-ROOT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
-                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
 
 
 def metric_gate(**args):

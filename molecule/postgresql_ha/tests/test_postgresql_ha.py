@@ -12,6 +12,12 @@ import time
 
 import pytest
 
+ROOT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
+                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+from labwait import poll  # noqa: E402
+
 testinfra_hosts = ["ansible://pg-node1", "ansible://pg-node2", "ansible://pg-node3"]
 
 NODES = ["pg-node1", "pg-node2", "pg-node3"]
@@ -87,15 +93,6 @@ def streaming_replicas(leader):
     return int(local_sql(leader, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"))
 
 
-def wait_for(fn, timeout, delay=1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(delay)
-
-
 def diagnostics(nodes=None):
     nodes = NODES if nodes is None else nodes
     out = []
@@ -109,7 +106,7 @@ def diagnostics(nodes=None):
 
 @pytest.fixture(scope="module")
 def leader():
-    name = wait_for(lambda: leader_of(NODES[0]), 60)
+    name = poll(lambda: leader_of(NODES[0]), 60, delay=1).value
     assert name, diagnostics()
     return name
 
@@ -150,7 +147,8 @@ def test_one_leader_two_streaming_replicas(leader):
     roles = sorted(m["Role"] for m in members)
     assert roles == ["Leader", "Replica", "Replica"], members
     assert primary_by_rest(NODES[1]) == [leader]
-    assert wait_for(lambda: streaming_replicas(leader) == 2, 30), local_sql(leader, "TABLE pg_stat_replication")
+    assert poll(lambda: streaming_replicas(leader) == 2, 30, delay=1).value, local_sql(
+        leader, "TABLE pg_stat_replication")
     assert local_sql(leader, "SELECT pg_is_in_recovery()") == "f"
 
 
@@ -243,7 +241,7 @@ def test_failover_keeps_committed_rows_and_old_leader_rejoins(leader):
     stop = docker_exec(leader, ["systemctl", "stop", "patroni"], timeout=60)
     assert stop.returncode == 0, stop.stderr
     try:
-        ok = wait_for(lambda: _write(client, tag), FAILOVER_LIMIT + 10, delay=0.5)
+        ok = poll(lambda: _write(client, tag), FAILOVER_LIMIT + 10, delay=0.5).value
         elapsed = time.monotonic() - stopped
         print("failover: first write after %.1f s" % elapsed)
         assert ok, "no write through %s:%d within %.0f s\n%s" % (client, RW_PORT, elapsed, diagnostics())
@@ -264,13 +262,13 @@ def test_failover_keeps_committed_rows_and_old_leader_rejoins(leader):
         old = members.get(leader, {})
         return old.get("Role") == "Replica" and old.get("State") in ("running", "streaming")
 
-    assert wait_for(rejoined, REJOIN_TIMEOUT, delay=2), diagnostics()
+    assert poll(rejoined, REJOIN_TIMEOUT, delay=2).value, diagnostics()
     new_leader = leader_of(client)
-    assert wait_for(lambda: streaming_replicas(new_leader) == 2, 60, delay=2), diagnostics()
+    assert poll(lambda: streaming_replicas(new_leader) == 2, 60, delay=2).value, diagnostics()
     # The old leader serves the rows as a replica.
     total = local_sql(new_leader, "SELECT count(*) FROM ha_probe", dbname=APP["dbname"])
 
     def replicated():
         return local_sql(leader, "SELECT count(*) FROM ha_probe", dbname=APP["dbname"]) == total
-    assert wait_for(replicated, 30), diagnostics([leader])
+    assert poll(replicated, 30, delay=1).value, diagnostics([leader])
     assert local_sql(leader, "SELECT pg_is_in_recovery()") == "t"

@@ -9,10 +9,16 @@ cluster back in its initial layout.
 import binascii
 import os
 import shlex
-import time
+import sys
 
 import pytest
 import testinfra
+
+ROOT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
+                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+from labwait import poll  # noqa: E402
 
 NODES = ["rc-node1", "rc-node2", "rc-node3"]
 PORTS = [6379, 6380]
@@ -97,17 +103,6 @@ def diagnostics(nodes):
             journal = host.run("journalctl -u ssm-redis@%d.service --no-pager -n 15" % port).stdout
             parts.append("== %s ssm-redis@%d journal\n%s" % (name, port, journal))
     return "\n".join(parts)
-
-
-def wait_for(fn, timeout, delay=0.2):
-    """Call fn until it returns a truthy value or timeout; return (value, elapsed)."""
-    start = time.monotonic()
-    while True:
-        value = fn()
-        elapsed = time.monotonic() - start
-        if value or elapsed > timeout:
-            return value, elapsed
-        time.sleep(delay)
 
 
 def test_instances_running_and_packaged_service_off(host):
@@ -218,14 +213,14 @@ def test_failover_keeps_the_data_and_the_stopped_primary_rejoins(nodes):
             role = cli(n1, 6380, "ROLE").stdout.split()
             return bool(role) and role[0] == "master" and info(n1, 6380).get("cluster_state") == "ok"
 
-        done, elapsed = wait_for(promoted_and_ok, FAILOVER_LIMIT + 5)
+        done, elapsed = poll(promoted_and_ok, FAILOVER_LIMIT + 5, delay=0.2)
         print("failover: %s promoted and cluster_state:ok after %.1f s" % (promoted, elapsed))
         assert done and elapsed < FAILOVER_LIMIT, "replica %s not promoted within %.0f s (%.1f s)\n%s" % (
             promoted, FAILOVER_LIMIT, elapsed, diagnostics(nodes))
         for name, host in nodes.items():
             ports = [6380] if name == "rc-node2" else PORTS
             for port in ports:
-                state, _elapsed = wait_for(lambda h=host, p=port: info(h, p).get("cluster_state") == "ok", 10)
+                state, _elapsed = poll(lambda h=host, p=port: info(h, p).get("cluster_state") == "ok", 10, delay=0.2)
                 assert state, "%s:%d not ok after the failover\n%s" % (name, port, diagnostics(nodes))
 
         # Every key written before is readable, from another node.
@@ -248,7 +243,7 @@ def test_failover_keeps_the_data_and_the_stopped_primary_rejoins(nodes):
         repl = cli(n2, 6379, "INFO", "replication").stdout
         return bool(role) and role[0] == "slave" and "master_link_status:up" in repl
 
-    done, elapsed = wait_for(rejoined, 30, delay=0.5)
+    done, elapsed = poll(rejoined, 30, delay=0.5)
     assert done, "%s did not rejoin as a replica within 30 s\n%s" % (victim, diagnostics(nodes))
     members = {m["endpoint"]: m for m in cluster_nodes(n1)}
     assert members[victim]["role"] == "slave" and members[victim]["master"] == members[promoted]["id"], members
@@ -261,5 +256,5 @@ def test_failover_keeps_the_data_and_the_stopped_primary_rejoins(nodes):
         role = cli(n2, 6379, "ROLE").stdout.split()
         return bool(role) and role[0] == "master" and info(n2, 6379).get("cluster_state") == "ok"
 
-    done, _elapsed = wait_for(back, 30, delay=0.5)
+    done, _elapsed = poll(back, 30, delay=0.5)
     assert done, "planned failover back to %s failed\n%s" % (victim, diagnostics(nodes))
