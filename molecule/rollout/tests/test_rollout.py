@@ -19,6 +19,7 @@ INVENTORY = os.environ.get('MOLECULE_INVENTORY_FILE', '')
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 
 import trafficgen  # noqa: E402
+from labwait import READ_ERRORS, wait_for  # noqa: E402
 
 TARGETS = ['https://127.0.0.1:18443', 'https://127.0.0.1:19443']
 CACERT = os.path.join(EPHEMERAL, 'work', 'pki', 'ca.crt')
@@ -205,12 +206,10 @@ def test_slow_release_is_rolled_back_by_the_latency_gate():
 
 
 def prometheus_ready():
-    for _attempt in range(60):
-        if subprocess.run(['docker', 'exec', 'mon1', 'curl', '-sf', 'http://127.0.0.1:9090/-/ready'],
-                          capture_output=True, check=False).returncode == 0:
-            return True
-        time.sleep(1)
-    return False
+    """True once Prometheus on mon1 answers /-/ready (WaitTimeout after 60 s)."""
+    return wait_for(lambda: subprocess.run(['docker', 'exec', 'mon1', 'curl', '-sf', 'http://127.0.0.1:9090/-/ready'],
+                                           capture_output=True, check=False).returncode == 0,
+                    60, 'Prometheus on mon1 to answer /-/ready', delay=1)
 
 
 def test_prometheus_stopped_during_the_hold_is_an_error_and_rolls_back():
@@ -257,17 +256,14 @@ def canary_stopping(version, container, unit):
     proc = subprocess.Popen(['ansible-playbook', '-i', INVENTORY, os.path.join(ROOT, 'playbooks', 'canary.yml'),
                              '-e', 'release_version=%s' % version, '-e', 'canary_duration=60'],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+    def at_five():
+        states = [lb_state(lb) for lb in ('lb1', 'lb2')]
+        return all(st['phase'] == 'canary' and st['percent'] == 5 and st['candidate']['version'] == version
+                   for st in states)
+
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            states = [lb_state(lb) for lb in ('lb1', 'lb2')]
-            if all(st['phase'] == 'canary' and st['percent'] == 5 and st['candidate']['version'] == version
-                   for st in states):
-                break
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.5)
-        else:
-            raise AssertionError('the canary of %s never reached 5 %%' % version)
+        wait_for(at_five, 300, 'the canary of %s at 5 %%' % version, delay=0.5, proc=proc)
         subprocess.run(['docker', 'exec', container, 'systemctl', 'stop', unit], check=True)
         out, _err = proc.communicate(timeout=300)
     finally:
@@ -363,20 +359,6 @@ def background(name, *extra):
                             start_new_session=True)
 
 
-def wait_until(what, predicate, proc=None, timeout=300):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if predicate():
-                return
-        except (subprocess.CalledProcessError, ValueError, KeyError):
-            pass
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError('the playbook ended before %s:\n%s' % (what, proc.stdout.read()[-6000:]))
-        time.sleep(0.3)
-    raise AssertionError('timed out waiting for %s' % what)
-
-
 def at(version, percent, lbs=('lb1', 'lb2')):
     def check():
         return all(lb_state(lb)['percent'] == percent and lb_state(lb)['candidate']['version'] == version for lb in lbs)
@@ -399,7 +381,7 @@ def test_rollback_during_a_hold_aborts_the_hold_at_once_and_frees_the_lease():
     with Traffic() as traffic:
         proc = background('canary.yml', '-e', 'release_version=3.1.0', '-e', 'canary_duration=300')
         try:
-            wait_until('the canary of 3.1.0 at 5 %', at('3.1.0', 5), proc)
+            wait_for(at('3.1.0', 5), 300, 'the canary of 3.1.0 at 5 %', delay=0.3, ignore=READ_ERRORS, proc=proc)
             time.sleep(3)
             started = time.time()
             rc, out = playbook('rollback.yml')
@@ -429,7 +411,8 @@ def test_balancer_frozen_during_a_shift_brings_the_other_back():
         try:
             # a new canary starts at once after the aborted one; freeze lb2 once
             # the lease is taken (the deployment to the idle slots comes next)
-            wait_until('the lease on lb2', lambda: (lease_of('lb2') or {}).get('phase') == 'canary', proc)
+            wait_for(lambda: (lease_of('lb2') or {}).get('phase') == 'canary', 300, 'the lease on lb2', delay=0.3,
+                     ignore=READ_ERRORS, proc=proc)
             subprocess.run(['docker', 'pause', 'lb2'], check=True)
             rc, out = finish(proc)
         finally:
@@ -453,7 +436,7 @@ def test_killed_playbook_during_the_hold_is_detected_and_rollback_repairs_it():
     with Traffic() as traffic:
         proc = background('canary.yml', '-e', 'release_version=3.3.0', '-e', 'canary_duration=300')
         try:
-            wait_until('the canary of 3.3.0 at 5 %', at('3.3.0', 5), proc)
+            wait_for(at('3.3.0', 5), 300, 'the canary of 3.3.0 at 5 %', delay=0.3, ignore=READ_ERRORS, proc=proc)
             time.sleep(3)
         finally:
             os.killpg(proc.pid, 9)
