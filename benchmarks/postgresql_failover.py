@@ -29,6 +29,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'tools'))
+
+from labwait import poll  # noqa: E402
+
 VENV = os.environ.get('VENV', os.path.join(ROOT, '.venv'))
 SCENARIO = 'postgresql_ha'
 NODES = ['pg-node1', 'pg-node2', 'pg-node3']
@@ -97,16 +101,6 @@ def write(client, note):
     return proc.returncode == 0
 
 
-def wait_for(fn, bound, delay):
-    deadline = time.monotonic() + bound
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(delay)
-    return None
-
-
 def healthy_cluster():
     """(leader, replicas) once there is a leader with two streaming replicas."""
     name = leader(NODES[0]) or leader(NODES[1])
@@ -119,7 +113,7 @@ def healthy_cluster():
 
 
 def one_run(number):
-    state = wait_for(healthy_cluster, RESTORE_BOUND_S, 2)
+    state = poll(healthy_cluster, RESTORE_BOUND_S, delay=2).value
     if not state:
         raise SystemExit('run %d: the cluster has no leader with two streaming replicas' % number)
     old_leader, replicas = state
@@ -133,13 +127,13 @@ def one_run(number):
     if stop.returncode != 0:
         raise SystemExit('run %d: systemctl stop patroni failed: %s' % (number, stop.stderr))
     attempts = 0
-    first_write_s = None
-    while time.monotonic() - started < WRITE_BOUND_S:
+
+    def write_after():
+        nonlocal attempts
         attempts += 1
-        if write(client, 'run-%d-after' % number):
-            first_write_s = time.monotonic() - started
-            break
-        time.sleep(0.2)
+        return write(client, 'run-%d-after' % number)
+    wrote = poll(write_after, WRITE_BOUND_S - stop_s, delay=0.2).value  # WRITE_BOUND_S from the stop command
+    first_write_s = time.monotonic() - started if wrote else None
     new_leader = leader(client)
 
     sh(['docker', 'exec', old_leader, 'systemctl', 'start', 'patroni'], timeout=60)
@@ -148,7 +142,7 @@ def one_run(number):
     def rejoined():
         roles = {m['Member']: m['Role'] for m in members(client)}
         return roles.get(old_leader) == 'Replica' and healthy_cluster()
-    ok = wait_for(rejoined, RESTORE_BOUND_S, 2)
+    ok = poll(rejoined, RESTORE_BOUND_S, delay=2).value
     record = {'run': number, 'old_leader': old_leader, 'new_leader': new_leader, 'endpoint': '%s:%d' % (client, RW_PORT),
               'stop_command_s': round(stop_s, 2),
               'first_write_s': round(first_write_s, 2) if first_write_s is not None else None,

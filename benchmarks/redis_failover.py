@@ -32,6 +32,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+from labwait import poll  # noqa: E402
+
 SCENARIO = "redis_cluster"
 NODES = ["rc-node1", "rc-node2", "rc-node3"]
 PRIMARY, REPLICA = 6379, 6380
@@ -99,15 +103,6 @@ def role(node, port):
     return out[0] if out else ""
 
 
-def wait(fn, timeout, delay=0.25):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if fn():
-            return time.monotonic() - start
-        time.sleep(delay)
-    return None
-
-
 def key_in(slots):
     ranges = [tuple(int(x) for x in (r.split("-") + [r])[:2]) for r in slots if not r.startswith("[")]
     for index in range(100000):
@@ -134,7 +129,7 @@ def one_run(index, addresses):
     # Node N's replica instance replicates node N+1's primary.
     promoted = NODES[(index - 1) % len(NODES)]
     writer = NODES[(index + 1) % len(NODES)]
-    if wait(lambda: check_layout(addresses), 60) is None:
+    if not poll(lambda: check_layout(addresses), 60, delay=0.25).value:
         raise RuntimeError("cluster not in its initial layout before run %d" % (index + 1))
     members = cluster_nodes(NODES[0])
     key = key_in(members["%s:%d" % (addresses[victim], PRIMARY)]["slots"])
@@ -153,20 +148,19 @@ def one_run(index, addresses):
     if "WRITE_OK" not in out:
         sh(victim, "systemctl start ssm-redis@%d.service" % PRIMARY, check=False)
         raise RuntimeError("run %d: no successful write within %d s" % (index + 1, WRITE_TIMEOUT_S))
-    promoted_ok = wait(lambda: role(promoted, REPLICA) == "master" and cluster_ok(promoted, REPLICA), 30)
-    ok_s = None if promoted_ok is None else write_s + promoted_ok
+    promoted_ok = poll(lambda: role(promoted, REPLICA) == "master" and cluster_ok(promoted, REPLICA), 30, delay=0.25)
+    ok_s = write_s + promoted_ok.elapsed if promoted_ok.value else None
     readback = cli(writer, PRIMARY, "GET", key, cluster=True).strip().splitlines()[-1:]
 
     # Restore: start, wait for an in-sync replica, planned failover back.
     restart = time.monotonic()
     sh(victim, "systemctl start ssm-redis@%d.service" % PRIMARY)
-    rejoin = wait(lambda: role(victim, PRIMARY) == "slave"
-                  and "master_link_status:up" in cli(victim, PRIMARY, "INFO", "replication"), 60)
-    if rejoin is None:
+    rejoined, rejoin = poll(lambda: role(victim, PRIMARY) == "slave"
+                            and "master_link_status:up" in cli(victim, PRIMARY, "INFO", "replication"), 60, delay=0.25)
+    if not rejoined:
         raise RuntimeError("run %d: %s:%d did not rejoin as a replica" % (index + 1, victim, PRIMARY))
     cli(victim, PRIMARY, "CLUSTER", "FAILOVER")
-    back = wait(lambda: role(victim, PRIMARY) == "master" and cluster_ok(victim, PRIMARY), 60)
-    if back is None:
+    if not poll(lambda: role(victim, PRIMARY) == "master" and cluster_ok(victim, PRIMARY), 60, delay=0.25).value:
         raise RuntimeError("run %d: CLUSTER FAILOVER back to %s:%d failed" % (index + 1, victim, PRIMARY))
     record = {
         "run": index + 1, "stopped_primary": "%s:%d" % (victim, PRIMARY),
