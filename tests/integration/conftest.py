@@ -8,13 +8,17 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(ROOT, '.collections')
+TOOLS = os.path.join(ROOT, 'tools')
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
+
+from labwait import wait_for  # noqa: E402
 
 
 def free_port():
@@ -112,14 +116,11 @@ class Lab(object):
 
     def start(self):
         subprocess.run(['nginx', '-c', self.conf], check=True)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(('127.0.0.1', self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError('nginx did not listen on %d' % self.port)
+        wait_for(self.listening, 10, 'nginx to listen on %d' % self.port, delay=0.05, ignore=OSError)
+
+    def listening(self):
+        with socket.create_connection(('127.0.0.1', self.port), timeout=0.2):
+            return True
 
     def stop(self):
         if os.path.exists(os.path.join(self.dir, 'nginx.pid')):

@@ -13,6 +13,7 @@ import urllib.parse
 import pytest
 
 from conftest import free_port, run_module
+from labwait import poll  # on the path set by conftest
 
 PROM = {
     'precision': '0.97',
@@ -346,9 +347,7 @@ def test_classic_gate_aborts_within_a_second_when_the_watched_state_moves(server
     moved = []
 
     def move_after_two_rounds():
-        deadline = time.monotonic() + 60
-        while len(server.requests) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll(lambda: len(server.requests) >= 2, 60, delay=0.05)  # moves after 60 s at the latest
         write_state(state, 9, 'rollback', 'bob@ctl')
         moved.append((time.monotonic(), len(server.requests)))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import trafficgen as tg
+from labwait import poll
 from supersmartmatch_service import matching
 from supersmartmatch_service.config import Config
 from supersmartmatch_service.server import SSMServer
@@ -142,9 +143,7 @@ def test_rate_limit(serve):
 
 def test_runner_in_background_stops_on_stop(serve):
     runner = tg.LoadRunner([serve()], duration=60, concurrency=2).start()
-    deadline = time.monotonic() + 5
-    while runner.report()["match_requests"] < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll(lambda: runner.report()["match_requests"] >= 5, 5, delay=0.05)
     assert runner.running
     start = time.monotonic()
     report = runner.stop()
