@@ -78,7 +78,10 @@ class ProcessEnded(WaitFailed):
     """The process the wait watched (``proc``) exited before the condition held.
 
     ``returncode``; ``output``: the last TAIL_CHARS characters of what it
-    still had to say on its pipes (stdout then stderr), '' if none were piped.
+    still had to say on its pipes (stdout then stderr, read with
+    ``communicate(timeout=5)``), '' if none were piped. So do not pass a
+    ``proc`` whose pipes another thread reads: watch ``proc.poll()`` in the
+    predicate instead.
     """
 
     def __init__(self, proc: subprocess.Popen, what: str):
