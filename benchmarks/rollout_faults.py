@@ -33,6 +33,7 @@ import time
 from labtools import CLIENT, RESULTS, ROOT, TARGETS, VENV, fresh_lab, playbook, write_section
 
 import trafficgen  # noqa: E402  (on the path set by labtools)
+from labwait import READ_ERRORS, poll, wait_for  # noqa: E402  (on the path set by labtools)
 
 BEGIN, END = '<!-- rollout_faults:begin -->', '<!-- rollout_faults:end -->'
 STATE = '/var/lib/supersmartmatch/traffic/supersmartmatch.json'
@@ -55,18 +56,6 @@ def lb_state(lb):
     proc = subprocess.run(['docker', 'exec', LAB['prefix'] + lb, 'cat', STATE], capture_output=True, text=True,
                           check=True)
     return json.loads(proc.stdout)
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (subprocess.CalledProcessError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
-    raise SystemExit('timed out waiting for %s' % what)
 
 
 def at_five(version, lbs=('lb1', 'lb2')):
@@ -124,7 +113,8 @@ def abort_round(version, interval):
     with Load(LAB['targets']) as load:
         proc = start_phase('canary.yml', version, 600, interval)
         lines = Lines(proc)
-        wait_for(at_five(version), 600, 'the canary of %s at 5 %%' % version)
+        wait_for(at_five(version), 600, 'the canary of %s at 5 %%' % version, delay=0.2, ignore=READ_ERRORS,
+                 error=SystemExit)
         time.sleep(interval + 1)   # the gate is between two rounds
         started = time.monotonic()
         rollback_s, _out = playbook('rollback.yml', *inventory_args())
@@ -143,22 +133,17 @@ def abort_round(version, interval):
 
 def frozen_round(version, interval):
     proc = start_phase('canary.yml', version, 600, interval)
-    wait_for(at_five(version), 600, 'the canary of %s at 5 %%' % version)
+    wait_for(at_five(version), 600, 'the canary of %s at 5 %%' % version, delay=0.2, ignore=READ_ERRORS,
+             error=SystemExit)
     subprocess.run(['docker', 'pause', LAB['prefix'] + 'lb2'], check=True)
     try:
         with Load(LAB['targets'][:1]) as load:
             seen = {}
 
             def watch():
-                started = seen['started']
-                while time.monotonic() - started < 120:
-                    try:
-                        if lb_state('lb1')['percent'] == 0:
-                            seen['lb1_zero_s'] = time.monotonic() - started
-                            return
-                    except (subprocess.CalledProcessError, ValueError):
-                        pass
-                    time.sleep(0.2)
+                if poll(lambda: lb_state('lb1')['percent'] == 0, 120, delay=0.2,
+                        ignore=(subprocess.CalledProcessError, ValueError)).value:
+                    seen['lb1_zero_s'] = time.monotonic() - seen['started']
             seen['started'] = time.monotonic()
             watcher = threading.Thread(target=watch)
             watcher.start()
