@@ -145,7 +145,8 @@ def test_etcd_has_the_three_inventory_members(host):
 def test_one_leader_two_streaming_replicas(leader):
     members = patroni_members(leader)
     roles = sorted(m["Role"] for m in members)
-    assert roles == ["Leader", "Replica", "Replica"], members
+    # synchronous quorum commit (the role's default): both replicas are quorum standbys (ANY 1).
+    assert roles == ["Leader", "Quorum Standby", "Quorum Standby"], members
     assert primary_by_rest(NODES[1]) == [leader]
     assert poll(lambda: streaming_replicas(leader) == 2, 30, delay=1).value, local_sql(
         leader, "TABLE pg_stat_replication")
@@ -260,7 +261,8 @@ def test_failover_keeps_committed_rows_and_old_leader_rejoins(leader):
     def rejoined():
         members = {m["Member"]: m for m in patroni_members(client)}
         old = members.get(leader, {})
-        return old.get("Role") == "Replica" and old.get("State") in ("running", "streaming")
+        return old.get("Role") in ("Replica", "Sync Standby", "Quorum Standby") and old.get("State") in (
+            "running", "streaming")
 
     assert poll(rejoined, REJOIN_TIMEOUT, delay=2).value, diagnostics()
     new_leader = leader_of(client)

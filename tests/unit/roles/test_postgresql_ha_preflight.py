@@ -105,6 +105,38 @@ def test_bad_failover_timing_is_refused(tmp_path):
     assert "Patroni needs ttl >= loop_wait + 2 * retry_timeout" in out
 
 
+def test_strict_synchronous_mode_needs_synchronous_mode(tmp_path):
+    rc, out = run_role(tmp_path, postgresql_ha_synchronous_mode=False, postgresql_ha_synchronous_mode_strict=True)
+    assert rc != 0
+    assert "postgresql_ha_synchronous_mode_strict needs postgresql_ha_synchronous_mode" in out
+    assert "Install" not in out
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (dict(postgresql_ha_patroni_version="3.0.2"), "must be a Patroni 4.x.y release (got '3.0.2')"),
+    (dict(postgresql_ha_patroni_version="4.1.5\nevil"), "must be a Patroni 4.x.y release"),
+    (dict(postgresql_ha_patroni_version="4.1"), "must be a Patroni 4.x.y release"),
+    (dict(postgresql_ha_patroni_venv="opt/patroni"), "postgresql_ha_patroni_venv ('opt/patroni') must be absolute"),
+    (dict(postgresql_ha_patroni_venv="/opt/pat roni"), "postgresql_ha_patroni_venv ('/opt/pat roni') must be absolute"),
+])
+def test_bad_patroni_installation_is_refused(tmp_path, overrides, expected):
+    rc, out = run_role(tmp_path, **overrides)
+    assert rc != 0
+    assert expected in out
+    assert "Install" not in out
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(postgresql_ha_etcd_heartbeat_ms=500, postgresql_ha_etcd_election_timeout_ms=1000),  # < 5 heartbeats
+    dict(postgresql_ha_etcd_election_timeout_ms=6000),  # more than ttl / 4 (20 s)
+])
+def test_bad_etcd_timing_is_refused(tmp_path, overrides):
+    rc, out = run_role(tmp_path, **overrides)
+    assert rc != 0
+    assert "etcd's election timeout must be at least 5 heartbeats and at most ttl / 4" in out
+    assert "Install" not in out
+
+
 def test_missing_networks_are_refused(tmp_path):
     rc, out = run_role(tmp_path, postgresql_ha_app_networks=[])
     assert rc != 0
