@@ -53,15 +53,20 @@ def _guard(function):
 
 
 @_guard
-def rollout_control_problem(require_approval, approval_timeout, approval_url, hooks, interval, hook_timeout):
-    problem = rw.check_settings(require_approval, approval_timeout, approval_url, interval)
-    problem = problem or rk.check_hooks(_plain(hooks))
+def rollout_hooks_problem(hooks, hook_timeout):
+    problem = rk.check_hooks(_plain(hooks))
     if not problem:
         try:
             rk.seconds(hook_timeout, 'rollout_hook_timeout')
         except ValueError as exc:
             problem = str(exc)
     return problem or ''
+
+
+@_guard
+def rollout_control_problem(require_approval, approval_timeout, approval_url, hooks, interval, hook_timeout):
+    return (rw.check_settings(require_approval, approval_timeout, approval_url, interval)
+            or rollout_hooks_problem(hooks, hook_timeout))
 
 
 @_guard
@@ -117,6 +122,6 @@ def rollout_hook_after(report):
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
-            rollout_control_problem, rollout_approval_settings, rollout_approval_gate, rollout_wait_failure,
+            rollout_control_problem, rollout_hooks_problem, rollout_approval_settings, rollout_approval_gate, rollout_wait_failure,
             rollout_hold_rollback, rollout_approve_problem, rollout_approve_summary, rollout_hooks_of,
             rollout_hook_event, rollout_hook_outcome, rollout_hook_after))

@@ -85,7 +85,7 @@ def wait_gate(gate, timeout, interval, started_at):
     checks = [dict((k, v) for k, v in check.items() if k != 'initial_delay') for check in (gate or {}).get('checks') or []]
     count = -(-timeout // interval)
     start_at = float(started_at) + interval
-    return {'checks': checks, 'count': count, 'start_at': start_at, 'deadline': float(started_at) + timeout,
+    return {'checks': checks, 'rounds': count, 'start_at': start_at, 'deadline': float(started_at) + timeout,
             'end_at': start_at + interval * (count - 1)}
 
 
@@ -174,6 +174,7 @@ def approve_summary(hosts, results, active_hosts, decision):
     word = DECISION_WORDS.get(decision, decision)
     recorded, already, refused, unknown = [], [], [], []
     texts = {}
+    what = ''
     for host in hosts:
         result = (results or {}).get(host)
         if host not in (active_hosts or []) or result is None:
@@ -187,12 +188,12 @@ def approve_summary(hosts, results, active_hosts, decision):
             texts[host] = short(result.get('msg') or 'refused', 500)
         else:
             (recorded if result.get('changed') else already).append(host)
-            texts.setdefault('what', result.get('msg') or '')
+            what = what or result.get('msg') or ''
     ok = not refused and not unknown and bool(recorded or already)
     if ok:
         then = ('it completes at its next check (within a second)' if word == 'approved'
                 else 'it rolls back at its next check (within a second), then ends rolled_back')
-        text = 'approve.yml: %s on %s; %s' % (texts.get('what') or word, listed(recorded + already) or '-', then)
+        text = 'approve.yml: %s on %s; %s' % (what or word, listed(recorded + already), then)
     elif refused and not recorded and not already and not unknown and len(set(texts[h] for h in refused)) == 1:
         text = 'approve.yml refused: %s' % texts[refused[0]]
     else:

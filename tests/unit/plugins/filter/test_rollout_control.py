@@ -63,7 +63,7 @@ def test_hook_filters_from_event_to_outcome():
 
 def test_wait_filters():
     gate = rc.rollout_approval_gate({'checks': [{'name': 'up', 'initial_delay': 9}]}, 20, 5, 100)
-    assert gate['count'] == 4 and gate['checks'] == [{'name': 'up'}]
+    assert gate['rounds'] == 4 and gate['checks'] == [{'name': 'up'}]
     failures = rc.rollout_wait_failure({'finished': True, 'verdict': 'passed'}, 'lb1', {'phase': 'canary'}, 20)
     assert [f['step'] for f in failures] == ['approval_timeout']
     assert rc.rollout_hold_rollback(failures) is False

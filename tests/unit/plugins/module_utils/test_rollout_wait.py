@@ -52,7 +52,7 @@ GATE = {'checks': [{'name': 'health of app1', 'url': 'http://app1:5070/health', 
 ])
 def test_wait_gate(timeout, interval, count, start_at, end_at):
     out = rw.wait_gate(GATE, timeout, interval, 1000.0)
-    assert (out['count'], out['start_at'], out['end_at'], out['deadline']) == (count, start_at, end_at, 1000.0 + timeout)
+    assert (out['rounds'], out['start_at'], out['end_at'], out['deadline']) == (count, start_at, end_at, 1000.0 + timeout)
     assert out['end_at'] >= out['deadline']
     assert [c['name'] for c in out['checks']] == ['health of app1', 'precision']
     assert all('initial_delay' not in c for c in out['checks']) and 'initial_delay' in GATE['checks'][1]
