@@ -32,9 +32,12 @@ def format_round(host, result):
                                         ', %d s left' % int(left) if isinstance(left, (int, float)) and left >= 0 else '')
     verdict = result.get('verdict') or 'running'
     confirm = result.get('confirm')
-    if isinstance(confirm, dict) and verdict == 'running':
-        verdict = 'running, waiting for approval%s' % (
-            ' (%s)' % confirm['problem'] if confirm.get('problem') else '')
+    if isinstance(confirm, dict) and not confirm.get('decided'):
+        problem = ' (%s)' % confirm['problem'] if confirm.get('problem') else ''
+        if verdict == 'running':
+            verdict = 'running, waiting for approval%s' % problem
+        elif verdict in ('passed', 'inconclusive'):
+            verdict = '%s, but nobody approved in time%s' % (verdict, problem)
     return '%s: %s -> %s' % (head, '; '.join(parts) if parts else 'nothing measured', verdict)
 
 

@@ -25,6 +25,12 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils.gate_prog
     ({'round': {'index': 3, 'results': []}, 'rounds_total': 4, 'remaining_s': 5, 'verdict': 'running',
       'confirm': {'decided': False, 'problem': 'answered HTTP 404'}},
      '[lb1] gate round 3/4, 5 s left: nothing measured -> running, waiting for approval (answered HTTP 404)'),
+    ({'round': {'index': 4, 'results': []}, 'rounds_total': 4, 'remaining_s': 0, 'verdict': 'passed',
+      'confirm': {'decided': False}},
+     '[lb1] gate round 4/4, 0 s left: nothing measured -> passed, but nobody approved in time'),
+    ({'round': {'index': 2, 'results': []}, 'rounds_total': 4, 'remaining_s': 0, 'verdict': 'failed',
+      'confirm': {'decided': False}},
+     '[lb1] gate round 2/4, 0 s left: nothing measured -> failed'),
 ])
 def test_format_round(result, line):
     assert format_round('lb1', result) == line
