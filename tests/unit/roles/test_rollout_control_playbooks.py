@@ -308,3 +308,35 @@ def test_without_approval_the_hold_does_not_wait(tmp_path, server):
     out, result = hold(lab, server, approval=False)
     assert result['hold'] == [] and result['approval'] is None and result['confirm'] is None
     assert 'Approval | Open the wait' in out and lab.record('lb1') is None
+
+
+REPORT_PLAY = """\
+- name: The report of a phase that passed
+  hosts: lb
+  gather_facts: false
+  tasks:
+    - name: Report
+      ansible.builtin.include_role:
+        name: supersmartmatch.platform.rollout
+        tasks_from: report.yml
+"""
+
+
+def test_a_passed_phase_calls_its_post_rollout_hooks_and_reports_every_hook_call(tmp_path, server):
+    lab = Lab(tmp_path)
+    ctx = {'phase': 'canary', 'release': '3.0.0', 'run_id': RUN, 'holder': 'ci@runner', 'hold': '0',
+           'started': '2027-01-15T08:00:00Z', 'started_epoch': 0, 'approval': {'required': False, 'timeout': 0}}
+    hooks = [{'name': 'announce', 'type': 'post_rollout', 'url': server.hook(202)},
+             {'name': 'page', 'type': 'rollback', 'url': server.hook(200)}]
+    extra = {'rollout_phase': 'canary', 'rollout_ctx': ctx, 'rollout_action': {'action': 'none'},
+             'rollout_report_dir': str(tmp_path / 'reports'), 'rollout_hooks': hooks}
+    rc, out = lab.run(None, extra, text=REPORT_PLAY)
+    assert rc == 0, out
+    assert "post_rollout hook(s) answered: 'announce' HTTP 202" in flat(out)
+    assert [(e['event'], e['hook'], e['details']['verdict']) for e in server.events] == [
+        ('post_rollout', 'announce', 'passed')]
+    report = json.loads((tmp_path / 'reports' / ('%s.json' % RUN)).read_text())
+    assert report['verdict'] == 'passed'
+    assert report['hooks'] == [{'name': 'announce', 'type': 'post_rollout', 'ok': True, 'outcome': 'HTTP 202'}]
+    assert report['approval'] == {'required': False}
+    assert TOKEN not in out and TOKEN not in json.dumps(report)
