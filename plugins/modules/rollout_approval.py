@@ -75,7 +75,7 @@ options:
     description: Who decides (V(approved), V(rejected)); the charset of O(run_id).
     type: str
   comment:
-    description: Why (V(approved), V(rejected)); at most 200 of letters, digits, spaces and C(. _ , : ; ! ? ( ) @ + / # = % -).
+    description: 'Why (V(approved), V(rejected)); at most 200 of letters, digits, spaces and C(. _ , : ; ! ? ( ) @ + / # = % -).'
     type: str
   timeout:
     description: Seconds the phase waits (V(waiting)); the deadline is now plus this.
@@ -142,6 +142,8 @@ previous:
   description: The record before the call, or null.
   returned: always
   type: dict
+  sample: {"run_id": "canary-2.0.0-20261129T180000Z-1", "release": "2.0.0", "phase": "canary", "status": "waiting",
+           "deadline_at": "2026-11-29T19:00:30Z", "by": null}
 msg:
   description: What was done or why it was refused.
   returned: always
