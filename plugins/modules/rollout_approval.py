@@ -194,23 +194,24 @@ def change(params, existing, lease, now):
                      params['comment'], now)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            service=dict(type='str', required=True),
-            state=dict(type='str', required=True, choices=['waiting', 'approved', 'rejected', 'closed']),
-            run_id=dict(type='str'),
-            release=dict(type='str'),
-            phase=dict(type='str', choices=['canary', 'extended', 'full']),
-            holder=dict(type='str', default='unknown'),
-            by=dict(type='str'),
-            comment=dict(type='str'),
-            timeout=dict(type='int'),
-            outcome=dict(type='str', default='closed'),
-            state_dir=dict(type='path', default='/var/lib/supersmartmatch/traffic'),
-        ),
-        supports_check_mode=True,
+def argument_spec():
+    return dict(
+        service=dict(type='str', required=True),
+        state=dict(type='str', required=True, choices=['waiting', 'approved', 'rejected', 'closed']),
+        run_id=dict(type='str'),
+        release=dict(type='str'),
+        phase=dict(type='str', choices=['canary', 'extended', 'full']),
+        holder=dict(type='str', default='unknown'),
+        by=dict(type='str'),
+        comment=dict(type='str'),
+        timeout=dict(type='int'),
+        outcome=dict(type='str', default='closed'),
+        state_dir=dict(type='path', default='/var/lib/supersmartmatch/traffic'),
     )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     try:
         check_params(params)

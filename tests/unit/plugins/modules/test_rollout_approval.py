@@ -3,6 +3,7 @@ import json
 import os
 
 import pytest
+import yaml
 
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.locking import acquire_lease
 from ansible_collections.supersmartmatch.platform.plugins.modules import rollout_approval
@@ -95,3 +96,16 @@ def test_bad_input_is_refused_cleanly_with_nothing_written(tmp_path, capsys, ext
     assert result['failed'] is True and result['changed'] is False and message in result['msg']
     assert 'Traceback' not in json.dumps(result)
     assert not d.exists()
+
+
+def test_documentation_matches_the_argument_spec():
+    """What ansible-doc and the sanity test read: every option documented, with its type, default and choices."""
+    doc = yaml.safe_load(rollout_approval.DOCUMENTATION)
+    assert yaml.safe_load(rollout_approval.EXAMPLES)
+    returned = yaml.safe_load(rollout_approval.RETURN)
+    assert all(set(v) >= {'description', 'returned', 'type', 'sample'} for v in returned.values())
+    spec = rollout_approval.argument_spec()
+    assert sorted(doc['options']) == sorted(spec)
+    for name, option in doc['options'].items():
+        for key in ('type', 'default', 'choices', 'required'):
+            assert option.get(key) == spec[name].get(key), (name, key)
