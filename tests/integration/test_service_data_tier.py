@@ -29,6 +29,7 @@ for _path in (ROOT / "service" / "src", ROOT / "tools"):
 import psycopg2  # noqa: E402
 from datatier_lab import LocalPostgres, LocalRedisCluster  # noqa: E402
 from labwait import wait_for  # noqa: E402
+from redis_faults import freeze_primary, summary_line  # noqa: E402
 
 from supersmartmatch_service.config import Config  # noqa: E402
 from supersmartmatch_service.server import running_server  # noqa: E402
@@ -230,3 +231,41 @@ def test_database_stopped_is_unhealthy_then_reconnects(ssm_postgres, ssm_data_se
     wait_for(lambda: ssm_postgres.query(
         "SELECT count(*) FROM ssm_matches WHERE candidate_id = 'cand-after-restart'") == [(1,)],
         5, "the match record written after the restart")
+
+
+FREEZE_HOLD_S = 7  # cluster-node-timeout is 2 s (datatier_lab): the replica is promoted during the freeze
+HEAL_BOUND_S = 20
+
+
+def test_frozen_redis_primary_costs_latency_only(ssm_postgres, ssm_redis_cluster, ssm_data_service):
+    """A Redis primary frozen (SIGSTOP, as ``docker pause``) for 7 s under a cache writer and a match loop.
+
+    tools/redis_faults.py, the run benchmarks/redis_freeze.py measures. Asserted:
+    every match answer is correct: status 200 and equal to the answer of a service
+    without data tier (0 wrong), and every request is answered (0 errors: the cache
+    is never needed for an answer, see cache.py, so the service's contract allows no
+    error for a cache fault); the frozen primary's replica is promoted during the
+    freeze; after the resume every node reports 3 primaries + 3 replicas again within
+    20 s, with no command sent to the cluster, the old primary now a replica, and the
+    frozen primary's slots take SETs again.
+    Acknowledged SETs lost are allowed (Redis replicates asynchronously; for a cache a
+    loss costs a recomputation): recorded in the printed report, not asserted.
+    """
+    offers = CASE["offers"]
+    payloads = [{"candidate": {**CASE["candidate"], "id": f"cand-freeze-{i}", "experience_years": 1 + i},
+                 "offers": offers[i % 3:] + offers[:i % 3]} for i in range(9)]
+    plain = ssm_data_service()
+    expected = [request(plain, "POST", "/api/v2/match", p)[1] for p in payloads]
+    server = ssm_data_service(**ssm_postgres.env(), **ssm_redis_cluster.env())
+
+    report = freeze_primary(ssm_redis_cluster, lambda p: request(server, "POST", "/api/v2/match", p), payloads,
+                            expected, hold=FREEZE_HOLD_S, run="pytest", heal_bound=HEAL_BOUND_S)
+    print(summary_line(report), report)
+    assert report["match_answers_ok"] > 0 and report["match_answers_wrong"] == 0, report
+    assert report["match_errors"] == 0, report
+    assert report["replica_promoted_after_s"] is not None, report
+    assert report["layout_restored_after_resume_s"] is not None, report
+    assert report["frozen_primary"] in report["replicas_after"], report
+    assert report["its_replica"] in report["primaries_after"], report
+    assert report["cache_and_matches_progressed_after_s"] is not None, report  # the cache takes SETs again
+    assert report["cache_sets_acknowledged"] > 0, report
