@@ -49,8 +49,8 @@ def set_mode(synchronous):
         return None
     state = poll(in_force, MODE_BOUND_S, 'synchronous_mode=%s' % value, delay=1).value
     if not state:
-        raise SystemExit('synchronous_mode=%s not in force after %.0f s\n%s' % (value, MODE_BOUND_S,
-                                                                               pg_faults.diagnostics()))
+        raise SystemExit('synchronous_mode=%s not in force after %.0f s\n%s'
+                         % (value, MODE_BOUND_S, pg_faults.diagnostics()))
     return state
 
 
@@ -63,7 +63,7 @@ def block(endpoint, writes):
     try:
         with conn.cursor() as cur:
             cur.execute('CREATE TABLE IF NOT EXISTS latency_bench (id bigserial PRIMARY KEY, payload text NOT NULL)')
-            for _ in range(writes):
+            for _write in range(writes):
                 started = time.perf_counter()
                 cur.execute("INSERT INTO latency_bench (payload) VALUES ('x')")
                 latencies.append((time.perf_counter() - started) * 1000.0)

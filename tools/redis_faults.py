@@ -50,7 +50,7 @@ def cluster_view(redis, port):
         slots = []
         for spec in fields[8:]:
             if not spec.startswith('['):  # '[slot->-node]': a migration, not an owned slot
-                first, _, last = spec.partition('-')
+                first, _dash, last = spec.partition('-')
                 slots.append((int(first), int(last or first)))
         view.append({'id': fields[0], 'address': fields[1].split('@')[0], 'primary': 'master' in flags,
                      'master': fields[3], 'ok': not {'fail', 'fail?'} & set(flags) and fields[7] == 'connected',

@@ -229,10 +229,10 @@ def test_a_process_that_never_ends_still_times_out(clock):
 
 ERRORS = [
     # id, error class, what happens
-    ("SystemExit on a timeout", SystemExit, lambda: wait_for(lambda: False, 2, "the canary at 5 %", 1,
-                                                                   error=SystemExit)),
-    ("AssertionError on a timeout", AssertionError, lambda: wait_for(lambda: 0, 2, "the canary at 5 %", 1,
-                                                                           error=AssertionError)),
+    ("SystemExit on a timeout", SystemExit,
+     lambda: wait_for(lambda: False, 2, "the canary at 5 %", 1, error=SystemExit)),
+    ("AssertionError on a timeout", AssertionError,
+     lambda: wait_for(lambda: 0, 2, "the canary at 5 %", 1, error=AssertionError)),
     ("SystemExit when the process ended", SystemExit,
      lambda: wait_for(lambda: False, 2, "the canary at 5 %", 1, proc=FakeProc(0), error=SystemExit)),
 ]
@@ -243,7 +243,7 @@ ERRORS = [
 def test_error_replaces_the_exception_keeping_the_message(error, run):
     with pytest.raises(error) as raised:
         run()
-    assert type(raised.value) is error
+    assert raised.type is error  # the class itself, not a subclass
     assert isinstance(raised.value.__cause__, WaitFailed)
     assert str(raised.value) == str(raised.value.__cause__)
     assert "the canary at 5 %" in str(raised.value)
