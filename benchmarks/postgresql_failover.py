@@ -33,11 +33,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 
 import pg_faults  # noqa: E402  (path set just above)
+from labtools import write_section  # noqa: E402  (benchmarks/ is the script's directory)
 
 VENV = os.environ.get('VENV', os.path.join(ROOT, '.venv'))
 SCENARIO = 'postgresql_ha'
 APP_PASSWORD = 'molecule-app-secret'  # the scenario's test-only secret
-SETTINGS = {'ttl': 20, 'loop_wait': 5, 'retry_timeout': 5, 'synchronous_mode': True, 'haproxy_check_inter': '1s',
+SETTINGS = {'ttl': 20, 'loop_wait': 5, 'retry_timeout': 5, 'synchronous_mode': 'quorum', 'haproxy_check_inter': '1s',
             'patroni': '4.1.5'}
 TARGET_S = SETTINGS['ttl'] + SETTINGS['loop_wait'] + 5
 RESULT = os.path.join(ROOT, 'benchmarks', 'results', 'postgresql_failover.json')
@@ -77,6 +78,38 @@ def summary(values):
     if not values:
         return None
     return {'min': min(values), 'median': round(statistics.median(values), 2), 'max': max(values)}
+
+
+BEGIN, END = '<!-- postgresql_failover:begin -->', '<!-- postgresql_failover:end -->'
+# the faults that take the leader away without a clean release of its key
+LEADER_FAULTS = ('freeze-long', 'kill', 'partition')
+
+
+def spread(values):
+    return '%s / %s / %s' % (values['min'], values['median'], values['max']) if values else 'none'
+
+
+def write_doc(faults):
+    """The docs/benchmarks.md section: one row per fault type measured so far."""
+    lines = ['Measured %s on %s (%d cores), the `postgresql_ha` Molecule scenario, settings %s; min / median / max over '
+             'the runs; target for a frozen, killed or cut-off leader: writes back (the longest time without an '
+             'acknowledged write) within ttl + loop_wait + 5 = %d s.'
+             % (datetime.date.today().isoformat(), os.uname().nodename, os.cpu_count(),
+                ', '.join('%s %s' % item for item in SETTINGS.items()), TARGET_S),
+             '',
+             '| fault | runs | longest time without an acknowledged write (s) | target | first acknowledged write '
+             'after the fault (s; commits in flight count) | every member streaming, after the heal (s) '
+             '| acknowledged / lost |',
+             '|---|---|---|---|---|---|---|']
+    for name, result in faults.items():
+        gap = result['longest_gap_s']
+        target = ''
+        if name in LEADER_FAULTS:
+            target = '<= %d %s' % (TARGET_S, 'met' if gap and gap['max'] <= TARGET_S else '**missed**')
+        lines.append('| %s: %s | %d | %s | %s | %s | %s | %d / **%d** |' % (
+            name, result['description'], len(result['runs']), spread(gap), target, spread(result['first_write_s']),
+            spread(result['healthy_after_heal_s']), result['acknowledged'], result['acknowledged_lost']))
+    write_section(BEGIN, END, lines)
 
 
 def main():
@@ -135,6 +168,7 @@ def main():
         json.dump({'benchmark': 'postgresql_failover', 'date': datetime.datetime.now(datetime.timezone.utc).isoformat(),
                    'settings': SETTINGS, 'target_first_write_s': TARGET_S, 'faults': previous}, handle, indent=2)
     print('wrote %s' % os.path.relpath(RESULT, ROOT))
+    write_doc(previous)
     lost = sum(r['acknowledged_lost'] for r in results.values())
     return 1 if lost else 0
 

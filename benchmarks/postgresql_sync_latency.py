@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 
 import pg_faults  # noqa: E402  (paths set just above)
 from labwait import poll  # noqa: E402
+from labtools import write_section  # noqa: E402  (benchmarks/ is the script's directory)
 from postgresql_failover import APP_PASSWORD, molecule, running  # noqa: E402
 
 RESULT = os.path.join(ROOT, 'benchmarks', 'results', 'postgresql_sync_latency.json')
@@ -114,6 +115,18 @@ def main():
         json.dump({'benchmark': 'postgresql_sync_latency', 'date': datetime.datetime.now(datetime.timezone.utc).isoformat(),
                    'blocks': args.blocks, 'writes_per_block': args.writes, 'result': result}, handle, indent=2)
     print('wrote %s' % os.path.relpath(RESULT, ROOT))
+    write_section('<!-- postgresql_sync_latency:begin -->', '<!-- postgresql_sync_latency:end -->', [
+        'Measured %s on %s (%d cores), %d blocks of %d INSERTs per mode, alternated in the same run:'
+        % (datetime.date.today().isoformat(), os.uname().nodename, os.cpu_count(), args.blocks, args.writes),
+        '',
+        '| mode | commits | p50 (ms) | p95 (ms) |',
+        '|---|---|---|---|',
+        '| synchronous quorum commit (`quorum`, the default) | %d | %s | %s |'
+        % (result['sync']['writes'], result['sync']['p50_ms'], result['sync']['p95_ms']),
+        '| asynchronous (`false`) | %d | %s | %s |'
+        % (result['async']['writes'], result['async']['p50_ms'], result['async']['p95_ms']),
+        '| ratio, synchronous / asynchronous | | **%.2f** | **%.2f** |' % (result['ratio_p50'], result['ratio_p95']),
+    ])
     return 0
 
 
