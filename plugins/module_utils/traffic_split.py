@@ -31,7 +31,7 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils.nginx imp
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.traffic_split_render import (
     body, drift_reason, names, parse_live, render_config)
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.traffic_split_state import (
-    check_expected_generation, dump_state, generation_of, new_state, read_json, split_summary, traffic_fields, trimmed)
+    check_expected_generation, check_sides, dump_state, generation_of, new_state, read_json, split_summary, traffic_fields, trimmed)
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.traffic_split_validate import (
     DEFAULT_KEEPALIVE, SplitError, format_percent, parse_backends, parse_percent, parse_server_options,
     validate_generation, validate_keepalive, validate_label, validate_nginx_variable, validate_salt,
@@ -78,6 +78,7 @@ def plan_restore(service, params, previous, sticky_key, sticky_fallback):
     if not previous or previous.get('run_id') != run_id or not previous.get('previous'):
         return None
     before = previous['previous']
+    check_sides(before, 'restore')
     split = {
         'service': service, 'operation': 'restore', 'percent': float(before['percent']),
         'phase': before['phase'], 'status': before.get('status'), 'salt': before.get('salt', ''),
@@ -117,6 +118,7 @@ def plan_split(params, previous):
                 'nothing was changed' % (service, params.get('state_path') or 'state_dir', operation))
         if params.get('percent') is not None:
             raise SplitError('percent cannot be given with operation=%s' % operation)
+        check_sides(previous, operation)
         options = options_from(params, previous, operation)
         stable = dict(previous['stable'])
         candidate = dict(previous['candidate'])

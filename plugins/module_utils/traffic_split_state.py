@@ -41,6 +41,15 @@ def read_json(path):
         raise SplitError('%s is not valid JSON (%s); fix or move it aside, nothing was changed' % (path, exc))
 
 
+def check_sides(state, operation):
+    """Refuse a state without its two sides (a hand edit, a truncated file) with a message, not a KeyError."""
+    missing = [side for side in ('stable', 'candidate') if not isinstance(state.get(side), dict)]
+    if missing:
+        raise SplitError('the state of %s has no %s side (a hand edit or a damaged file): cannot %s from it; '
+                         'fix or move it aside, nothing was changed'
+                         % (state.get('service'), ' or '.join(missing), operation))
+
+
 def dump_state(state):
     """Serialise a state for its file."""
     return json.dumps(state, indent=2, sort_keys=True) + '\n'

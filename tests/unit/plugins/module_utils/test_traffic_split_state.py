@@ -141,3 +141,29 @@ def test_trimmed(keep, count):
     assert len(st.trimmed(state, keep)['history']) == count
     assert len(state['history']) == 3
     assert st.trimmed(None) is None
+
+
+@pytest.mark.parametrize('operation', ['rollback', 'promote', 'complete'])
+@pytest.mark.parametrize('damage, missing', [
+    (lambda state: state.pop('stable'), 'stable'),
+    (lambda state: state.pop('candidate'), 'candidate'),
+    (lambda state: state.update(stable='app1:5062'), 'stable'),
+])
+def test_a_state_without_its_sides_is_refused_by_name(operation, damage, missing):
+    state = chain((base_params(), 'alice', 'run-1', '2026-01-01T00:00:00+00:00'))
+    damage(state)
+    extra = {'percent': None, 'phase': 'full'} if operation != 'rollback' else {'percent': None}
+    with pytest.raises(SplitError) as raised:
+        ts.plan_split(base_params(operation=operation, **extra), state)
+    message = str(raised.value)
+    assert 'has no %s side' % missing in message and 'nothing was changed' in message
+
+
+def test_a_restore_from_a_damaged_previous_state_is_refused_by_name():
+    first = chain((base_params(), 'alice', 'run-1', '2026-01-01T00:00:00+00:00'))
+    second = st.new_state(first, ts.plan_split(base_params(percent=25, phase='extended'), first), 'alice', 'run-2',
+                          now='2026-01-01T01:00:00+00:00')
+    del second['previous']['stable']
+    with pytest.raises(SplitError) as raised:
+        ts.plan_split(base_params(operation='restore', run_id='run-2', percent=None), second)
+    assert 'has no stable side' in str(raised.value) and 'cannot restore' in str(raised.value)
