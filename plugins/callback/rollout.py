@@ -19,6 +19,8 @@ description:
     failed, inconclusive, error, no data), and the time left in the hold.
   - Enable it with C(stdout_callback = supersmartmatch.platform.rollout) in C(ansible.cfg) (this
     repository's does), or C(ANSIBLE_STDOUT_CALLBACK=supersmartmatch.platform.rollout).
+  - While a phase waits for approval (C(rollout_require_approval)), each round says so, and the decision
+    (approved or rejected, by whom, when) is printed as it arrives.
   - Every other event is printed exactly as the default callback prints it.
 author:
   - SuperSmartMatch platform team (@supersmartmatch)
@@ -31,7 +33,7 @@ requirements:
 
 from ansible.plugins.callback.default import CallbackModule as DefaultCallback
 
-from ansible_collections.supersmartmatch.platform.plugins.module_utils.gate_progress import format_round
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.gate_progress import format_decision, format_round
 
 
 class CallbackModule(DefaultCallback):
@@ -44,9 +46,11 @@ class CallbackModule(DefaultCallback):
         data = getattr(result, 'result', None)
         if data is None:
             data = getattr(result, '_result', None) or {}
-        if not isinstance(data, dict) or not isinstance(data.get('round'), dict):
+        if not isinstance(data, dict):
             return None
         host = result.host.get_name() if hasattr(result, 'host') else result._host.get_name()
+        if not isinstance(data.get('round'), dict):
+            return format_decision(host, data)
         return format_round(host, data)
 
     def v2_runner_retry(self, result):

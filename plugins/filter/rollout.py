@@ -22,6 +22,7 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils import ro
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_html as rh
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_status as rs
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_verdict as rv
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_wait as rw
 
 
 def _results(hosts, hostvars, name):
@@ -104,13 +105,18 @@ def rollout_step_failures(hosts, hostvars, active_hosts, name, step):
 
 @_guard
 def rollout_report(ctx, hosts, hostvars, active_hosts, service, plan, failures, hold_result, views_fact,
-                   finished_at, finished_epoch, shifted_at=None, gate_checks=None):
+                   finished_at, finished_epoch, shifted_at=None, gate_checks=None, wait_result=None, hook_calls=None):
     views = rp.views_of(list(hosts), _results(hosts, hostvars, views_fact), list(active_hosts or []))
     rolled_back = any(r.get('changed') and not r.get('failed') and not r.get('unreachable')
                       for name in ('rollout_rollback_hold', 'rollout_rollback')
                       for r in _results(hosts, hostvars, name).values())
+    wait_result = dict(wait_result) if wait_result else None
+    wanted = dict(ctx.get('approval') or {})
+    approval = rw.report_section(bool(wanted.get('required')), wanted.get('timeout'), wait_result)
     return rv.build_report(ctx, service, plan, list(failures or []), rolled_back, views, hold_result,
-                           finished_at, finished_epoch, shifted_at=shifted_at, gate_checks=gate_checks)
+                           finished_at, finished_epoch, shifted_at=shifted_at, gate_checks=gate_checks,
+                           wait_result=wait_result, approval=approval,
+                           hooks=[dict(c) for c in hook_calls or []])
 
 
 @_guard

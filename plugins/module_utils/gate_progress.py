@@ -31,4 +31,21 @@ def format_round(host, result):
     head = '[%s] gate round %s/%s%s' % (host, rnd.get('index', '?'), result.get('rounds_total', '?'),
                                         ', %d s left' % int(left) if isinstance(left, (int, float)) and left >= 0 else '')
     verdict = result.get('verdict') or 'running'
+    confirm = result.get('confirm')
+    if isinstance(confirm, dict) and not confirm.get('decided'):
+        problem = ' (%s)' % confirm['problem'] if confirm.get('problem') else ''
+        if verdict == 'running':
+            verdict = 'running, waiting for approval%s' % problem
+        elif verdict in ('passed', 'inconclusive'):
+            verdict = '%s, but nobody approved in time%s' % (verdict, problem)
     return '%s: %s -> %s' % (head, '; '.join(parts) if parts else 'nothing measured', verdict)
+
+
+def format_decision(host, result):
+    """``[lb1] approval: approved by alice@ctl at <time> (approve.yml)``, or None without a decision."""
+    confirm = result.get('confirm')
+    if not isinstance(confirm, dict) or not confirm.get('decided'):
+        return None
+    return '[%s] approval: %s by %s at %s (%s)%s' % (
+        host, confirm.get('decision'), confirm.get('by'), confirm.get('at'), confirm.get('source'),
+        ': %s' % confirm['comment'] if confirm.get('comment') else '')

@@ -10,6 +10,13 @@ stays in the file, marked finished: a repeat call with the same ``run_key``
 returns the same final result without measuring again; another ``run_key``
 starts a new gate.
 
+With ``confirm`` (a manual gate, Flagger's confirm-promotion) a call
+first asks the poller, then again every second while it waits with the
+watch: once a decision is there (approved or rejected) the call returns at
+once, without measuring, with ``finished`` false and the decision in
+``confirm``; the caller stops looping and decides. The gate itself is not
+finished by it, nor is its verdict changed.
+
 Times are wall-clock (epoch) seconds here, since the state outlives the
 process that measured it.
 """
@@ -92,13 +99,33 @@ def round_results(new, checks, summary):
     return results
 
 
+def signals(watch, confirm, decided):
+    """One callable for the wait: the watch's news first (abort), then the confirm poller's decision.
+
+    A decision is also put in ``decided`` (a dict), so the caller can tell it from a watch that moved.
+    """
+    if watch is None and confirm is None:
+        return None
+
+    def poll():
+        moved = watch() if watch is not None else None
+        if moved:
+            return moved
+        decision = confirm() if confirm is not None else None
+        if decision:
+            decided.update(decision)
+        return decision
+    return poll
+
+
 def run_step(checks, settings, fetch_value, resume_file, run_key, title='metric gate',
              message_options=None, sleep=time.sleep, clock=time.time, now=time.time, watch=None,
-             fetch_series=None):
+             fetch_series=None, confirm=None):
     """Run one round of the gate saved in ``resume_file`` (or of a new one) and return the step result.
 
     ``settings`` are the validated options (``validate_params``); ``message_options``
-    the keyword arguments of ``gate_message`` for the final message.
+    the keyword arguments of ``gate_message`` for the final message; ``confirm``
+    a poller (``rollout_approval.ConfirmPoller``): None while waiting, else the decision.
     """
     message_options = dict(message_options or {})
     digest = fingerprint(settings)
@@ -115,9 +142,12 @@ def run_step(checks, settings, fetch_value, resume_file, run_key, title='metric 
         save_state(resume_file, dict(format=STATE_FORMAT, run_key=run_key, fingerprint=digest, state=state))
     new = []
     retry = state['pending'] is not None
-    moved = wait_until_due(state, settings, sleep, clock, watch)
+    decided = {}
+    moved = wait_until_due(state, settings, sleep, clock, signals(watch, confirm, decided))
     round_time = now()
-    if moved:
+    if decided:
+        moved = None
+    elif moved:
         abort(state, moved)
     else:
         new = attempt(state, checks, fetch_value, settings, clock, now, fetch_series)
@@ -127,6 +157,9 @@ def run_step(checks, settings, fetch_value, resume_file, run_key, title='metric 
     results = round_results(new, checks, state['summary'])
     if finished:
         message = gate_message(result, checks, step=True, **message_options)
+    elif decided:
+        message = '%s: %s by %s at %s, after %d of %d rounds' % (
+            title, decided.get('decision'), decided.get('by'), decided.get('at'), state['sample'], settings['count'])
     else:
         message = round_message(title, state['sample'], settings['count'], results, left, retry)
     output = dict(
@@ -134,7 +167,7 @@ def run_step(checks, settings, fetch_value, resume_file, run_key, title='metric 
         verdict=result['verdict'] if finished else 'running',
         current=verdict_of(state['summary'], settings['failure_limit']) if not state.get('aborted') else 'aborted',
         round=dict(index=state['sample'], time=iso_utc(round_time), retry=retry,
-                   results=results) if not moved else None,
+                   results=results) if not (moved or decided) else None,
         rounds_total=settings['count'],
         remaining_s=left,
         summary=result['summary'],
@@ -146,6 +179,8 @@ def run_step(checks, settings, fetch_value, resume_file, run_key, title='metric 
     )
     if state.get('aborted'):
         output['watch'] = state['aborted']
+    if confirm is not None:
+        output['confirm'] = confirm.status()
     saved = dict(format=STATE_FORMAT, run_key=run_key, fingerprint=digest, state=state)
     if finished:
         saved['final'] = output

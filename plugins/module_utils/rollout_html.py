@@ -21,7 +21,7 @@ WIDTH, HEIGHT = 640, 220
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 16, 16, 36
 COLORS = {'candidate': '#1f6feb', 'stable': '#6e7781', 'threshold': '#cf222e', 'split': '#8250df'}
 VERDICT_COLORS = {'passed': '#1a7f37', 'promoted': '#1a7f37', 'rolled_back': '#cf222e', 'failed': '#cf222e',
-                  'aborted': '#9a6700', 'inconclusive': '#9a6700', 'refused': '#6e7781'}
+                  'aborted': '#9a6700', 'inconclusive': '#9a6700', 'approval_timeout': '#9a6700', 'refused': '#6e7781'}
 OUTCOME_MARKS = {'failed': '#cf222e', 'error': '#bc4c00', 'inconclusive': '#6e7781', 'no_data': '#6e7781'}
 
 

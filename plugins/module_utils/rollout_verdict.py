@@ -18,11 +18,14 @@ import datetime
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.rollout_plan import (
     describe_split, fmt_pct, listed, no_answer, short)
 
-VERDICTS = ('passed', 'promoted', 'rolled_back', 'aborted', 'refused', 'inconclusive', 'failed')
+VERDICTS = ('passed', 'promoted', 'rolled_back', 'aborted', 'refused', 'inconclusive', 'approval_timeout', 'failed')
+# failure steps that refuse a phase before anything moved, and those that roll it back
+REFUSING_STEPS = ('plan', 'pre_rollout')
+ROLLBACK_STEPS = ('deploy', 'hold', 'rejected')
 
 
-FAILURE_FACTS = ('rollout_failed_plan', 'rollout_failed_deploy', 'rollout_failed_shift', 'rollout_failed_hold',
-                 'rollout_failed_verdict')
+FAILURE_FACTS = ('rollout_failed_plan', 'rollout_failed_deploy', 'rollout_failed_pre_rollout', 'rollout_failed_shift',
+                 'rollout_failed_hold', 'rollout_failed_approval', 'rollout_failed_verdict')
 
 
 def collect_failures(per_host):
@@ -48,7 +51,7 @@ def steps_of(failures):
 # The hold's outcome
 # --------------------------------------------------------------------------
 
-def hold_failure(host, result):
+def hold_failure(host, result, during='the hold'):
     """The failure a finished hold records, or None when its gate passed.
 
     ``result`` is the last result of the gate (step mode), or the result of
@@ -57,14 +60,14 @@ def hold_failure(host, result):
     result = result or {}
     if no_answer(result):
         return {'host': host, 'step': 'hold',
-                'msg': 'the gate host %s became unreachable during the hold: the gate cannot decide, so the '
-                       'release fails closed (%s)' % (host, short(result.get('msg') or ''))}
+                'msg': 'the gate host %s became unreachable during %s: the gate cannot decide, so the '
+                       'release fails closed (%s)' % (host, during, short(result.get('msg') or ''))}
     verdict = result.get('verdict')
     if verdict == 'passed':
         return None
     if verdict == 'aborted':
         watch = result.get('watch') or {}
-        return {'host': host, 'step': 'aborted', 'msg': aborted_message(watch)}
+        return {'host': host, 'step': 'aborted', 'msg': aborted_message(watch, during)}
     if verdict == 'inconclusive':
         return {'host': host, 'step': 'gate_inconclusive', 'msg': result.get('message') or result.get('msg')
                 or 'the gate found no evidence either way'}
@@ -72,12 +75,12 @@ def hold_failure(host, result):
             'msg': result.get('message') or result.get('msg') or 'the gate %s' % (verdict or 'failed')}
 
 
-def aborted_message(watch):
+def aborted_message(watch, during='the hold'):
     """``rolled back by bob@ctl at <time> during the hold``."""
     operation = watch.get('operation') or 'changed'
     verb = 'rolled back' if operation == 'rollback' else 'split %s' % operation
-    return '%s by %s at %s during the hold (generation %s)' % (
-        verb, watch.get('updated_by') or 'someone', watch.get('updated_at') or 'an unknown time',
+    return '%s by %s at %s during %s (generation %s)' % (
+        verb, watch.get('updated_by') or 'someone', watch.get('updated_at') or 'an unknown time', during,
         watch.get('value') if watch.get('value') is not None else '?')
 
 
@@ -100,8 +103,8 @@ def verdict_action(release, failures, shift_generations, views, rolled_back=None
     * A deployment or a gate failed and the split is still this run's: roll
       back, compare-and-set on this run's generation, so that a stale run
       never rolls back a newer change.
-    * Otherwise (refused, inconclusive, aborted, or the split moved on):
-      leave the split as it is.
+    * Otherwise (refused, also by a pre_rollout hook; inconclusive; not
+      approved in time; aborted; or the split moved on): leave the split as it is.
     """
     failures = list(failures or [])
     shift_generations = shift_generations or {}
@@ -131,11 +134,11 @@ def verdict_action(release, failures, shift_generations, views, rolled_back=None
                                    host, gen, int(shift_generations[host]), state.get('updated_by'),
                                    state.get('updated_at'), describe_split(state))})
     steps = steps_of(failures)
-    if 'aborted' in steps or 'plan' in steps:
+    if 'aborted' in steps or set(steps) & set(REFUSING_STEPS):
         return {'action': 'none', 'hosts': [], 'expected': {}, 'failures': [f for f in new if f['step'] == 'unreachable']}
     if not failures and not new:
         return {'action': 'complete', 'hosts': sorted(ours), 'expected': ours, 'failures': []}
-    if set(steps) & set(['deploy', 'hold']) and ours:
+    if set(steps) & set(ROLLBACK_STEPS) and ours:
         return {'action': 'rollback', 'hosts': sorted(ours), 'expected': ours, 'failures': new}
     return {'action': 'none', 'hosts': [], 'expected': {}, 'failures': new}
 
@@ -167,10 +170,12 @@ def classify(phase, failures, rolled_back):
         return 'promoted' if phase == 'full' else 'passed'
     if rolled_back:
         return 'rolled_back'
-    if steps == ['plan']:
+    if set(steps) <= set(REFUSING_STEPS):
         return 'refused'
     if steps == ['gate_inconclusive']:
         return 'inconclusive'
+    if steps == ['approval_timeout']:
+        return 'approval_timeout'
     return 'failed'
 
 
@@ -181,10 +186,10 @@ def unknown_of(failures):
 def advice(phase, release, verdict, failures, after_state):
     """What the operator should do next, in one sentence (or '')."""
     unknown = unknown_of(failures)
-    if verdict == 'inconclusive':
+    if verdict in ('inconclusive', 'approval_timeout'):
         pct = fmt_pct((after_state or {}).get('percent', 0))
-        return ('Traffic is left as it is (%s %% on %s): run %s.yml again to hold longer, or rollback.yml'
-                % (pct, release, phase))
+        return ('Traffic is left as it is (%s %% on %s): run %s.yml again to hold %s, or rollback.yml'
+                % (pct, release, phase, 'longer' if verdict == 'inconclusive' else 'and wait for approval again'))
     if verdict == 'aborted':
         return ('The hold stopped and the lease was given back: the split is what the rollback made it; '
                 'a new canary can start now')
@@ -254,8 +259,13 @@ def timeline(ctx, plan, shifted_at, finished_at, verdict, after):
 
 
 def build_report(ctx, service, plan, failures, rolled_back, views_after, hold_result, finished_at, finished_epoch,
-                 shifted_at=None, gate_checks=None):
-    """The phase's JSON report (also what its summary and notification say)."""
+                 shifted_at=None, gate_checks=None, wait_result=None, approval=None, hooks=None):
+    """The phase's JSON report (also what its summary and notification say).
+
+    ``wait_result`` is the last result of the gate that ran while the phase
+    waited for approval, ``approval`` what the wait decided, ``hooks`` the
+    hook calls judged so far (name, type, ok, outcome).
+    """
     phase, release = ctx['phase'], str(ctx['release'])
     verdict = classify(phase, failures, rolled_back)
     after = _split_after(views_after)
@@ -277,7 +287,11 @@ def build_report(ctx, service, plan, failures, rolled_back, views_after, hold_re
         'unknown_hosts': unknown_of(failures),
         'failures': list(failures or []),
         'gates': gates_of(hold_result, gate_checks),
+        'approval': approval or {'required': False},
+        'hooks': list(hooks or []),
     }
+    if wait_result and not wait_result.get('skipped'):
+        report['gates']['approval_wait'] = gates_of(wait_result, gate_checks)['hold']
     report['timeline'] = timeline(ctx, plan, shifted_at, finished_at, verdict, after)
     report['advice'] = advice(phase, release, verdict, failures, after)
     return report
@@ -312,6 +326,13 @@ def summary_lines(report, report_path=None):
             lines.append('  %s: UNKNOWN (%s)' % (host, b.get('reason')))
     for f in r.get('failures') or []:
         lines.append('failure: [%s %s] %s' % (f.get('host'), f.get('step'), f.get('msg')))
+    approval = r.get('approval') or {}
+    if approval.get('required'):
+        lines.append('approval: %s' % ('%s by %s at %s (%s)' % (approval.get('decision'), approval.get('by'),
+                                                               approval.get('at'), approval.get('source'))
+                                       if approval.get('by') else approval.get('decision')))
+    for call in r.get('hooks') or []:
+        lines.append('hook: %s %s %s' % (call.get('type'), call.get('name'), call.get('outcome')))
     if r.get('advice'):
         lines.append('next: %s' % r['advice'])
     lines.append('run: %s by %s' % (r['run_id'], r['by']))
@@ -331,7 +352,7 @@ def fail_message(report):
     """The message of the task that fails a phase that did not pass (None if it passed)."""
     if report['verdict'] in ('passed', 'promoted'):
         return None
-    words = {'rolled_back': 'FAILED and was rolled back'}
+    words = {'rolled_back': 'FAILED and was rolled back', 'approval_timeout': 'was NOT APPROVED in time'}
     text = '%s of %s %s' % (report['phase'], report['release'],
                             words.get(report['verdict'], report['verdict'].upper()))
     details = '; '.join('[%s %s] %s' % (f.get('host'), f.get('step'), f.get('msg')) for f in report['failures'])

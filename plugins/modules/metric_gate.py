@@ -116,6 +116,18 @@ description:
     RV(repeated=true), without measuring again; another O(run_key) starts a new gate, and the
     same O(run_key) with other checks or timing is refused.
   - >-
+    B(Confirm - a manual gate, Flagger's confirm-promotion.) In step mode, with O(confirm), every call
+    first reads the approval record O(confirm.path) on the gate's host (written by
+    M(supersmartmatch.platform.rollout_approval), for example from C(playbooks/approve.yml)), then again
+    every second while it waits for the round, with O(watch) (a watch that moved still wins: V(aborted)).
+    When the record holds a decision (V(approved) or V(rejected)) for the run O(confirm.run_id), the call
+    returns at once without measuring: RV(finished) stays false, RV(verdict) V(running), RV(round) null,
+    and RV(confirm) holds the decision, who made it and when; the caller stops looping (C(until:
+    result.finished or result.confirm.decided)) and decides. With O(confirm.url), each call also POSTs
+    O(confirm.body) (JSON) to that approval webhook once (once per round); a 2xx answer approves, anything
+    else (another status, a timeout, no answer) keeps waiting and is reported in RV(confirm). The gate's
+    own verdict is never changed by a decision.
+  - >-
     B(Timing.) The module waits O(initial_delay), then takes O(count) sample rounds; a
     round measures every check once (retrying errors). A round starts O(interval) seconds
     after the start of the last attempt of the previous one, so request time does not
@@ -269,6 +281,33 @@ options:
         description: The value the field had when the gate was planned.
         type: raw
         required: true
+  confirm:
+    description:
+      - Step mode only - a manual gate (Flagger's confirm-promotion, see the description) - the approval
+        record to read and, optionally, an approval webhook to poll.
+    type: dict
+    suboptions:
+      path:
+        description: Absolute path of the approval record on the gate's host (M(supersmartmatch.platform.rollout_approval)).
+        type: path
+        required: true
+      run_id:
+        description: The run whose approval counts; a record naming another run is still waiting.
+        type: str
+        required: true
+      url:
+        description:
+          - Approval webhook, POSTed O(confirm.body) once per call; a 2xx answer approves. Empty or absent - none.
+          - Not logged (C(no_log)), as it may carry credentials; never shown in messages.
+        type: str
+      body:
+        description: The JSON document posted to O(confirm.url) (the event - service, phase, release, run).
+        type: dict
+        default: {}
+      timeout:
+        description: Seconds allowed for the request to O(confirm.url) (> 0, at most 300).
+        type: float
+        default: 10
   resume_file:
     description:
       - Step mode (see the description) - the file on the gate's host that keeps the gate
@@ -396,6 +435,16 @@ remaining_s:
   returned: with O(resume_file)
   type: float
   sample: 7080.0
+confirm:
+  description:
+    - With O(confirm) - C(decided) (bool) and C(decision) (V(waiting), V(approved) or V(rejected)); once decided,
+      C(by), C(at), C(source) (V(approve.yml) for the record, V(webhook) for a 2xx from O(confirm.url)) and
+      C(comment); C(url_status) (the webhook's last HTTP status, or null) and C(problem) (why the record or the
+      webhook could not be read, without the URL).
+  returned: with O(confirm)
+  type: dict
+  sample: {"decided": true, "decision": "approved", "by": "alice@laptop", "at": "2026-11-29T18:10:00Z",
+           "source": "approve.yml", "comment": null}
 repeated:
   description: Step mode - true when the gate had already finished and this call only returned its result.
   returned: with O(resume_file)
@@ -473,6 +522,8 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils import me
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_providers import make_fetch_series
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_step import run_step
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_watch import make_watch, unchanged
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.rollout_approval import (
+    ApprovalError, ConfirmPoller, make_post, normalize_confirm)
 
 try:
     import jmespath
@@ -511,6 +562,13 @@ def argument_spec():
         )),
         resume_file=dict(type='path'),
         run_key=dict(type='str', no_log=False),
+        confirm=dict(type='dict', options=dict(
+            path=dict(type='path', required=True),
+            run_id=dict(type='str', required=True),
+            url=dict(type='str', no_log=True),
+            body=dict(type='dict', default={}),
+            timeout=dict(type='float', default=10.0),
+        )),
     )
 
 
@@ -540,6 +598,8 @@ def validate_step(params):
     if resume_file is None:
         if run_key is not None:
             raise mg.GateError('run_key needs resume_file (it names the gate kept in that file)')
+        if params.get('confirm') is not None:
+            raise mg.GateError('confirm needs step mode (resume_file and run_key): the caller decides between rounds')
         return None, None
     if not resume_file.startswith('/') or '\x00' in resume_file:
         raise mg.GateError('resume_file must be an absolute path, got %r' % resume_file)
@@ -563,7 +623,8 @@ def main():
     try:
         settings = mg.validate_params(params, compile_expr)
         resume_file, run_key = validate_step(params)
-    except mg.GateError as exc:
+        confirm = normalize_confirm(params['confirm'])
+    except (mg.GateError, ApprovalError) as exc:
         text = '%s: %s' % (title, exc)
         module.fail_json(msg=text, message=text, **base)
 
@@ -580,8 +641,10 @@ def main():
     started = time.monotonic()
     if resume_file:
         try:
+            poller = ConfirmPoller(confirm, post=make_post(open_url)) if confirm else None
             result = run_step(settings['checks'], settings, fetch_value, resume_file, run_key, title=title,
-                              message_options=message_options, watch=watch, fetch_series=fetch_series)
+                              message_options=message_options, watch=watch, fetch_series=fetch_series,
+                              confirm=poller)
         except (mg.GateError, OSError) as exc:
             text = '%s: %s' % (title, exc)
             module.fail_json(msg=text, message=text, **base)

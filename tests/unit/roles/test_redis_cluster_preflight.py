@@ -8,12 +8,12 @@ first thing the role does, and each case must stop there with its message.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ansible_run import ansible_playbook, link_collection
 
 ROOT = Path(__file__).resolve().parents[3]
 GOOD_PASSWORD = "Sup3rSecretTestPassw0rdXYZ"
@@ -40,14 +40,6 @@ PLAYBOOK_TASKS = """\
 """
 
 
-def _ansible_playbook():
-    local = Path(sys.executable).with_name("ansible-playbook")
-    found = str(local) if local.exists() else shutil.which("ansible-playbook")
-    if not found:
-        pytest.fail("ansible-playbook not found (activate the project venv)")
-    return found
-
-
 def run_role(tmp_path, hosts, password=GOOD_PASSWORD, lb=(), tasks_from=None, verbose=False, host_vars=None,
              extra_tasks=""):
     """Apply the role in check mode; return (rc, output)."""
@@ -61,7 +53,7 @@ def run_role(tmp_path, hosts, password=GOOD_PASSWORD, lb=(), tasks_from=None, ve
     (tmp_path / "inventory.yml").write_text(json.dumps(inventory), encoding="utf-8")
     play = PLAYBOOK_TASKS.format(tasks_from=tasks_from) if tasks_from else PLAYBOOK_MAIN
     (tmp_path / "play.yml").write_text(play + extra_tasks, encoding="utf-8")
-    cmd = [_ansible_playbook(), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"), "--check"]
+    cmd = [ansible_playbook(), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"), "--check"]
     if password is not None:
         (tmp_path / "vars.yml").write_text("redis_cluster_password: %s\n" % password, encoding="utf-8")
         cmd += ["-e", "@%s" % (tmp_path / "vars.yml")]
@@ -83,9 +75,7 @@ def flat(text):
 
 @pytest.fixture(autouse=True, scope="module")
 def collection_link():
-    link = ROOT / ".collections" / "ansible_collections" / "supersmartmatch" / "platform"
-    if not link.exists():
-        subprocess.run([str(ROOT / "scripts" / "link-collection")], check=True, capture_output=True)
+    link_collection()
 
 
 def test_fewer_than_three_hosts_refused(tmp_path):

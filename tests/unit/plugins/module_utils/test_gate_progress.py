@@ -1,7 +1,7 @@
 """The line each gate round prints (module_utils/gate_progress.py)."""
 import pytest
 
-from ansible_collections.supersmartmatch.platform.plugins.module_utils.gate_progress import format_round
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.gate_progress import format_decision, format_round
 
 
 @pytest.mark.parametrize('result, line', [
@@ -18,6 +18,32 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils.gate_prog
      '[lb1] gate round 2/4, 0 s left: precision 0.41 (value >= 0.94) FAILED -> failed'),
     ({'round': {'index': 1, 'results': []}, 'verdict': 'aborted'},
      '[lb1] gate round 1/?: nothing measured -> aborted'),
+    ({'round': {'index': 2, 'results': [{'name': 'precision', 'value': 0.97, 'outcome': 'passed',
+                                         'threshold': 'value >= 0.94'}]},
+      'rounds_total': 4, 'remaining_s': 10, 'verdict': 'running', 'confirm': {'decided': False}},
+     '[lb1] gate round 2/4, 10 s left: precision 0.97 (value >= 0.94) ok -> running, waiting for approval'),
+    ({'round': {'index': 3, 'results': []}, 'rounds_total': 4, 'remaining_s': 5, 'verdict': 'running',
+      'confirm': {'decided': False, 'problem': 'answered HTTP 404'}},
+     '[lb1] gate round 3/4, 5 s left: nothing measured -> running, waiting for approval (answered HTTP 404)'),
+    ({'round': {'index': 4, 'results': []}, 'rounds_total': 4, 'remaining_s': 0, 'verdict': 'passed',
+      'confirm': {'decided': False}},
+     '[lb1] gate round 4/4, 0 s left: nothing measured -> passed, but nobody approved in time'),
+    ({'round': {'index': 2, 'results': []}, 'rounds_total': 4, 'remaining_s': 0, 'verdict': 'failed',
+      'confirm': {'decided': False}},
+     '[lb1] gate round 2/4, 0 s left: nothing measured -> failed'),
 ])
 def test_format_round(result, line):
     assert format_round('lb1', result) == line
+
+
+@pytest.mark.parametrize('result, line', [
+    ({'round': None, 'verdict': 'running'}, None),
+    ({'confirm': {'decided': False, 'decision': 'waiting'}}, None),
+    ({'confirm': {'decided': True, 'decision': 'approved', 'by': 'alice@laptop', 'at': 'T', 'source': 'approve.yml'}},
+     '[lb1] approval: approved by alice@laptop at T (approve.yml)'),
+    ({'confirm': {'decided': True, 'decision': 'rejected', 'by': 'bob@ctl', 'at': 'T', 'source': 'approve.yml',
+                  'comment': 'p99 too high'}},
+     '[lb1] approval: rejected by bob@ctl at T (approve.yml): p99 too high'),
+])
+def test_format_decision(result, line):
+    assert format_decision('lb1', result) == line

@@ -7,6 +7,7 @@ import pytest
 
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import metric_gate as mg
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import metric_gate_step as ms
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_approval as ra
 from metric_gate_fakes import E, FakeTime, Script, T0
 
 OK, LOW = 0.97, 0.5
@@ -31,11 +32,12 @@ def settings(**extra):
 class Gate(object):
     """Calls run_step as successive module runs would: same file, same fake time, same scripted server."""
 
-    def __init__(self, tmp_path, script, watch=None, run_key='run-1', **extra):
+    def __init__(self, tmp_path, script, watch=None, run_key='run-1', confirm=None, **extra):
         self.path = str(tmp_path / 'gate.json')
         self.fake = Wall()
         self.fetch = Script(script, self.fake)
         self.watch = watch
+        self.confirm = confirm
         self.run_key = run_key
         self.settings = settings(**extra)
 
@@ -46,7 +48,8 @@ class Gate(object):
         result = ms.run_step(the_settings['checks'], the_settings, self.fetch, self.path, run_key or self.run_key,
                              title="metric gate 'canary'", message_options=dict(name='canary'),
                              sleep=self.fake.sleep, clock=self.fake.clock, now=self.fake.now,
-                             watch=self.watch and (lambda: self.watch(self.fake)))
+                             watch=self.watch and (lambda: self.watch(self.fake)),
+                             confirm=self.confirm and self.confirm(self.fake))
         return result, self.fake.sleeps[before:], len(self.fetch.calls) - calls
 
 
@@ -240,3 +243,52 @@ def test_a_round_with_no_check_due_yet_is_still_a_round(tmp_path):
     assert first['message'] == "metric gate 'canary': round 1 of 2: no check due yet; 10s left"
     second, _slept, fetched = gate.call()
     assert fetched == 1 and second['verdict'] == 'passed'
+
+
+CONFIRM = {'path': '/s/svc.approval.json', 'run_id': 'run-1', 'url': None, 'body': {}, 'timeout': 5.0}
+
+
+def decided_at(at, status='approved', run_id='run-1'):
+    """A fresh poller per call (one per module run), reading a record that holds a decision from ``at`` on."""
+    record = {'run_id': run_id, 'status': status, 'by': 'alice@laptop', 'at': 'T'}
+    waiting = dict(record, status='waiting')
+    return lambda fake: ra.ConfirmPoller(CONFIRM, read=lambda path: record if fake.t >= at else waiting)
+
+
+def test_a_decision_while_waiting_ends_the_call_at_once_without_measuring(tmp_path):
+    gate = Gate(tmp_path, {'precision': [OK]}, confirm=decided_at(13.5))
+    first, slept, fetched = gate.call()
+    assert (first['verdict'], fetched, slept) == ('running', 1, [])
+    assert first['confirm'] == {'decided': False, 'decision': 'waiting', 'url_status': None}
+    second, slept, fetched = gate.call()
+    assert fetched == 1 and second['round']['index'] == 2
+    third, slept, fetched = gate.call()
+    # the approval recorded at 13.5 is read within a second, before round 3 (due at 20)
+    assert slept == pytest.approx([1.0] * 4) and fetched == 0
+    assert (third['finished'], third['verdict'], third['round'], third['current']) == (False, 'running', None, 'passed')
+    assert third['confirm'] == {'decided': True, 'decision': 'approved', 'by': 'alice@laptop', 'at': 'T',
+                                'comment': None, 'source': 'approve.yml'}
+    assert third['message'] == "metric gate 'canary': approved by alice@laptop at T, after 2 of 3 rounds"
+    assert json.load(open(gate.path))['state']['finished'] is False
+
+
+@pytest.mark.parametrize('status', ['approved', 'rejected'])
+def test_a_decision_already_there_is_returned_before_any_round(tmp_path, status):
+    gate = Gate(tmp_path, {'precision': [OK]}, confirm=decided_at(0, status))
+    result, slept, fetched = gate.call()
+    assert (result['confirm']['decision'], result['finished'], fetched, slept) == (status, False, 0, [])
+    assert result['current'] == 'inconclusive'     # nothing measured yet
+
+
+def test_a_decision_for_another_run_keeps_the_gate_waiting(tmp_path):
+    gate = Gate(tmp_path, {'precision': [OK]}, confirm=decided_at(0, run_id='run-0'))
+    results = [gate.call()[0] for _ in range(3)]
+    assert [r['round']['index'] for r in results] == [1, 2, 3]
+    assert results[-1]['finished'] is True and results[-1]['confirm']['decided'] is False
+
+
+def test_a_watch_that_moved_wins_over_a_decision(tmp_path):
+    gate = Gate(tmp_path, {'precision': [OK]}, watch=moved_at(0), confirm=decided_at(0))
+    result, _slept, fetched = gate.call()
+    assert (result['verdict'], result['finished'], fetched) == ('aborted', True, 0)
+    assert result['confirm']['decided'] is False
