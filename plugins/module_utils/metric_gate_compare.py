@@ -18,7 +18,7 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_ga
     GateError, ProviderError, fmt, fmt_bound, json_number, parse_bound)
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_judge import DIRECTIONS, judge
 
-COMPARE_ONLY_KEYS = ('kind', 'confidence', 'direction', 'min_samples', 'step')
+COMPARE_ONLY_KEYS = ('kind', 'confidence', 'direction', 'min_samples', 'step', 'lookback')
 KINDS = ('threshold', 'compare')
 DEFAULT_CONFIDENCE = 0.98
 DEFAULT_MIN_SAMPLES = 10
@@ -78,8 +78,11 @@ def normalize_compare(item, check, where):
         step = parse_bound(step, 'step', where)
         if step <= 0:
             raise GateError('%s: step must be > 0 seconds, got %s' % (where, fmt_bound(step)))
+    lookback = parse_bound(item.get('lookback', 0), 'lookback', where)
+    if lookback is None or lookback < 0:
+        raise GateError('%s: lookback must be >= 0 seconds, got %s' % (where, fmt_bound(lookback)))
     check.update(kind='compare', direction=direction, confidence=confidence, max_ratio=max_ratio,
-                 min_ratio=min_ratio, min=None, max=None, step=step,
+                 min_ratio=min_ratio, min=None, max=None, step=step, lookback=lookback,
                  min_samples=_whole(item.get('min_samples', DEFAULT_MIN_SAMPLES), 'min_samples', where, 3))
     return check
 
@@ -120,6 +123,8 @@ def judgement_text(check, result):
 def measure_compare(check, fetch_series, window):
     """One judgement of a compare check over ``window`` = (start, end, step); errors become ``error``."""
     start, end, step = window
+    # the window may open before the gate's first round (e.g. at the traffic shift)
+    start = start - (check.get('lookback') or 0)
     step = range_step(start, end, step)
     item = dict(value=None, baseline=None, kind='compare')
     try:

@@ -161,6 +161,8 @@ def params(**check):
     (dict(min_samples=2), 'min_samples must be a whole number >= 3, got 2'),
     (dict(min_samples=4.5), 'min_samples must be a whole number >= 3'),
     (dict(step=0), 'step must be > 0 seconds'),
+    (dict(lookback=-1), 'lookback must be >= 0 seconds, got -1'),
+    (dict(lookback='soon'), "lookback must be a finite number, got 'soon'"),
     (dict(provider='http_json', url='http://h/x'), 'kind compare needs provider prometheus'),
     (dict(kind='anova'), "kind must be one of threshold, compare, got 'anova'"),
 ])
@@ -192,15 +194,15 @@ def test_compare_defaults_and_threshold_text():
 class Series(object):
     """fetch_series fake: per query the samples within [start, end] of a fixed timeline, every ``every`` s."""
 
-    def __init__(self, values, every=30.0, error=None):
-        self.values, self.every, self.error, self.calls = values, every, error, []
+    def __init__(self, values, every=30.0, error=None, origin=T0):
+        self.values, self.every, self.error, self.calls, self.origin = values, every, error, [], origin
 
     def __call__(self, query, url, start, end, step):
         self.calls.append((query, start, end, step))
         if self.error:
             raise self.error
         points = self.values[query]
-        return [value for index, value in enumerate(points) if start <= T0 + index * self.every <= end]
+        return [value for index, value in enumerate(points) if start <= self.origin + index * self.every <= end]
 
 
 def run(values, count, **check):
@@ -232,6 +234,16 @@ def test_compare_gate_passes_a_good_release_and_early_rounds_do_not_make_it_inco
     assert [m['outcome'] for m in result['measurements']][-1] == 'passed'
     assert result['verdict'] == 'passed'
     assert result['summary']['p95']['inconclusive'] == 9 and result['summary']['p95']['verdict'] == 'passed'
+
+
+def test_compare_window_opens_lookback_seconds_before_the_first_round():
+    # the samples taken before the first round (since the traffic shift) count: the
+    # judgement comes 9 rounds sooner than without lookback
+    timeline = Series({'cand': SLOW, 'stable': NORMAL_A}, origin=T0 - 270)
+    result, series, _settings = run(timeline, count=20, lookback=270)
+    assert series.calls[0][1:3] == (T0 - 270, T0)
+    assert [m['outcome'] for m in result['measurements']] == ['failed']
+    assert result['measurements'][0]['judge']['n_candidate'] == 10
 
 
 def test_compare_gate_too_short_is_inconclusive_never_passed():
