@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import json
 import os
 
@@ -23,6 +24,14 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils import ro
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_status as rs
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_verdict as rv
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_wait as rw
+
+
+def _slurped_json(result):
+    """The JSON document of a registered ``slurp`` result, or None (missing, unreadable, not JSON)."""
+    try:
+        return json.loads(base64.b64decode(result.get('content') or '').decode('utf-8'))
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def _results(hosts, hostvars, name):
@@ -151,7 +160,8 @@ def rollout_failures(hosts, hostvars):
 @_guard
 def rollout_status(hosts, hostvars, active_hosts, gate=None, gate_source=None, output='table'):
     views = rp.views_of(list(hosts), _results(hosts, hostvars, 'rollout_info'), list(active_hosts or []))
-    doc = rs.status(views, dict(gate) if gate else None, gate_source)
+    approvals = dict((h, _slurped_json(r)) for h, r in _results(hosts, hostvars, 'rollout_status_approval').items())
+    doc = rs.status(views, dict(gate) if gate else None, gate_source, approvals)
     return rs.table(doc) if output == 'table' else doc
 
 

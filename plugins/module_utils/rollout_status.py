@@ -53,13 +53,47 @@ def last_round(gate):
                         'message': m.get('message')} for m in checks]}
 
 
-def status(views, gate=None, gate_source=None):
+def approval_of(record):
+    """What a balancer's approval record says while a phase waits (or was just decided), else None.
+
+    ``record`` is the JSON of ``<service>.approval.json`` (rollout_approval);
+    a closed record (the phase ended) is history, not shown.
+    """
+    if not isinstance(record, dict) or record.get('status') not in ('waiting', 'approved', 'rejected'):
+        return None
+    return {'status': record['status'], 'release': record.get('release'), 'phase': record.get('phase'),
+            'run_id': record.get('run_id'), 'holder': record.get('holder'), 'opened_at': record.get('opened_at'),
+            'deadline_at': record.get('deadline_at'), 'by': record.get('by'), 'at': record.get('at')}
+
+
+def status(views, gate=None, gate_source=None, approvals=None):
     rows = [row(v) for v in views]
+    for r in rows:
+        r['approval'] = approval_of((approvals or {}).get(r['host'])) if r['reachable'] else None
     unknown = [r['host'] for r in rows if not r['reachable']]
     drift = [r['host'] for r in rows if r['drift']]
     keys = set((r['split'], r['phase'], r['status']) for r in rows if r['reachable'])
     return {'balancers': rows, 'unknown': unknown, 'drift': drift, 'agree': len(keys) <= 1 and not unknown,
             'gate': last_round(gate), 'gate_source': gate_source}
+
+
+def _approval_lines(doc):
+    """``WAITING FOR APPROVAL`` (with how to approve or reject), or the decision not yet acted on."""
+    groups = {}
+    for r in doc['balancers']:
+        a = r.get('approval')
+        if a:
+            key = (a['status'], a['phase'], a['release'], a['deadline_at'], a['by'])
+            groups.setdefault(key, []).append(r['host'])
+    lines = []
+    for (state, phase, release, deadline, by), hosts in sorted(groups.items(), key=lambda item: item[1]):
+        if state == 'waiting':
+            lines.append('WAITING FOR APPROVAL: the %s of %s on %s, until %s: playbooks/approve.yml -e release_version=%s '
+                         '(add -e decision=reject to roll back)' % (phase, release, ', '.join(hosts), deadline, release))
+        else:
+            lines.append('The %s of %s was %s by %s on %s (the holding run acts on it at its next round)'
+                         % (phase, release, state.upper(), by, ', '.join(hosts)))
+    return lines
 
 
 def _cell(value):
@@ -85,6 +119,7 @@ def table(doc):
         lines.append('DRIFT: %s (run playbooks/rollback.yml to repair)' % ', '.join(doc['drift']))
     if not doc['agree'] and not doc['unknown']:
         lines.append('The balancers DISAGREE on where traffic goes: run playbooks/rollback.yml')
+    lines.extend(_approval_lines(doc))
     gate = doc.get('gate')
     if gate:
         lines.append('last gate round %s at %s (%s):' % (gate['round'], gate['time'], doc.get('gate_source') or '-'))

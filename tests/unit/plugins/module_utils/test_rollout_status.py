@@ -39,3 +39,33 @@ def test_disagreement_is_said():
     doc = rs.status([ok('lb1', percent=5), ok('lb2', percent=0)])
     assert not doc['agree']
     assert 'DISAGREE' in '\n'.join(rs.table(doc))
+
+
+def record(status, **extra):
+    base = {'status': status, 'release': '2.0.0', 'phase': 'canary', 'run_id': 'canary-2.0.0-x', 'holder': 'ci@runner',
+            'opened_at': 'T0', 'deadline_at': 'T9', 'by': None, 'at': None}
+    base.update(extra)
+    return base
+
+
+def test_a_phase_waiting_for_approval_says_how_to_approve_or_reject():
+    doc = rs.status([ok('lb1'), ok('lb2')], approvals={'lb1': record('waiting'), 'lb2': record('waiting')})
+    assert doc['balancers'][0]['approval']['status'] == 'waiting'
+    lines = [line for line in rs.table(doc) if 'APPROVAL' in line]
+    assert lines == ['WAITING FOR APPROVAL: the canary of 2.0.0 on lb1, lb2, until T9: playbooks/approve.yml '
+                     '-e release_version=2.0.0 (add -e decision=reject to roll back)']
+
+
+def test_a_decision_not_yet_acted_on_is_shown_and_a_closed_record_is_not():
+    approvals = {'lb1': record('rejected', by='oncall@x', at='T5'), 'lb2': record('closed')}
+    doc = rs.status([ok('lb1'), ok('lb2')], approvals=approvals)
+    assert doc['balancers'][1]['approval'] is None
+    text = '\n'.join(rs.table(doc))
+    assert 'The canary of 2.0.0 was REJECTED by oncall@x on lb1' in text and 'WAITING' not in text
+
+
+def test_approval_records_that_are_not_records_are_ignored():
+    for bad in (None, 'text', [], {'status': 'unknown'}):
+        assert rs.approval_of(bad) is None
+    doc = rs.status([{'host': 'lb2', 'status': 'unreachable', 'msg': 'timed out'}], approvals={'lb2': record('waiting')})
+    assert doc['balancers'][0]['approval'] is None
