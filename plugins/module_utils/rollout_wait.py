@@ -194,8 +194,12 @@ def approve_summary(hosts, results, active_hosts, decision):
         then = ('it completes at its next check (within a second)' if word == 'approved'
                 else 'it rolls back at its next check (within a second), then ends rolled_back')
         text = 'approve.yml: %s on %s; %s' % (what or word, listed(recorded + already), then)
-    elif refused and not recorded and not already and not unknown and len(set(texts[h] for h in refused)) == 1:
-        text = 'approve.yml refused: %s' % texts[refused[0]]
+    elif refused and not recorded and not already and not unknown:
+        # every balancer refused: nothing changed anywhere (their reasons may differ by a time)
+        if len(set(texts[h] for h in refused)) == 1:
+            text = 'approve.yml refused: %s' % texts[refused[0]]
+        else:
+            text = 'approve.yml refused: %s' % '; '.join('%s: %s' % (h, texts[h]) for h in refused)
     else:
         parts = []
         if recorded or already:

@@ -200,6 +200,10 @@ REFUSED = {'failed': True, 'msg': 'nothing is waiting for approval of supersmart
     ({'lb1': REFUSED, 'lb2': REFUSED}, ['lb1', 'lb2'], 'approve', False,
      'approve.yml refused: nothing is waiting for approval of supersmartmatch (no phase is running); nothing was '
      'changed'),
+    ({'lb1': REFUSED, 'lb2': dict(REFUSED, msg='nothing is waiting for approval of supersmartmatch: the last wait '
+                                                  'ended at T2')}, ['lb1', 'lb2'], 'approve', False,
+     'approve.yml refused: lb1: nothing is waiting for approval of supersmartmatch (no phase is running); nothing was '
+     'changed; lb2: nothing is waiting for approval of supersmartmatch: the last wait ended at T2'),
     ({'lb1': DONE, 'lb2': {'unreachable': True, 'msg': 'paused'}}, ['lb1', 'lb2'], 'approve', False,
      'approve.yml INCOMPLETE: approved on lb1; NOT recorded on lb2 (lb2 unreachable: paused): run approve.yml again'),
     ({'lb2': DONE}, ['lb2'], 'reject', False, 'rejected on lb2; NOT recorded on lb1 (lb1 dropped out of the run)'),
