@@ -7,7 +7,7 @@ SSM_PORT               5062       TCP port (0 = ephemeral, for tests)
 SSM_BIND               0.0.0.0    bind address (IPv4 or IPv6 literal, or name)
 SSM_SLOT               blue       deployment slot: blue | green
 SSM_VERSION            (package)  overrides the reported version (tests only)
-SSM_FAULT_LATENCY_MS   0          latency added to /api/v2/match (0..60000)
+SSM_FAULT_LATENCY_MS   0          latency added to /api/v2/match, ms (0..60000, fractions allowed)
 SSM_FAULT_ERROR_RATE   0.0        probability (0..1) that /api/v2/match -> 500
 SSM_FAULT_DEGRADED     0          1: ranking reversed (precision collapses)
 SSM_FAULT_UNHEALTHY    0          1: /health answers 503 "unhealthy"
@@ -75,7 +75,7 @@ class Config:
     bind: str = "0.0.0.0"
     slot: str = "blue"
     version: str = "0+unknown"
-    fault_latency_ms: int = 0
+    fault_latency_ms: float = 0
     fault_error_rate: float = 0.0
     fault_degraded: bool = False
     fault_unhealthy: bool = False
@@ -141,7 +141,15 @@ class Config:
         version = get("SSM_VERSION", "") or package_version()
         if not _VERSION_RE.match(version):
             errors.append(f"SSM_VERSION must match {_VERSION_RE.pattern}, got {version!r}")
-        latency = integer("SSM_FAULT_LATENCY_MS", 0, 0, MAX_LATENCY_MS)
+        raw_latency = get("SSM_FAULT_LATENCY_MS", "0")
+        try:
+            latency = float(raw_latency)
+        except ValueError:
+            latency = float("nan")
+        if not 0.0 <= latency <= MAX_LATENCY_MS:  # also rejects nan
+            errors.append(f"SSM_FAULT_LATENCY_MS must be a number of milliseconds in 0..{MAX_LATENCY_MS}, "
+                          f"got {raw_latency!r}")
+            latency = 0.0
         raw_rate = get("SSM_FAULT_ERROR_RATE", "0")
         try:
             rate = float(raw_rate)

@@ -31,10 +31,15 @@ def test_overrides():
                          fault_error_rate=0.5, fault_degraded=True, fault_unhealthy=True)
 
 
+def test_fractional_latency_fault():
+    assert Config.from_env({"SSM_FAULT_LATENCY_MS": "0.4"}).fault_latency_ms == 0.4
+
+
 @pytest.mark.parametrize("name, value", [
     ("SSM_PORT", "http"), ("SSM_PORT", "70000"), ("SSM_PORT", "-1"),
     ("SSM_SLOT", "red"), ("SSM_BIND", "a b"), ("SSM_VERSION", "1.0 beta"),
-    ("SSM_FAULT_LATENCY_MS", "1.5"), ("SSM_FAULT_LATENCY_MS", "-5"),
+    ("SSM_FAULT_LATENCY_MS", "fast"), ("SSM_FAULT_LATENCY_MS", "-5"), ("SSM_FAULT_LATENCY_MS", "nan"),
+    ("SSM_FAULT_LATENCY_MS", "60001"),
     ("SSM_FAULT_ERROR_RATE", "1.5"), ("SSM_FAULT_ERROR_RATE", "nan"), ("SSM_FAULT_ERROR_RATE", "x"),
     ("SSM_FAULT_DEGRADED", "maybe"), ("SSM_FAULT_UNHEALTHY", "2"),
 ])
