@@ -17,6 +17,7 @@ import functools
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.supersmartmatch.platform.plugins.module_utils import gate_progress as gp
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_hooks as rk
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import rollout_wait as rw
 
@@ -119,9 +120,19 @@ def rollout_hook_after(report):
     return rk.hook_after(_plain(report or {}))
 
 
+@_guard
+def rollout_gate_progress(result, host, every, notified=0):
+    return gp.progress_event(host, _plain(result or {}), every, notified)
+
+
+@_guard
+def rollout_gate_batches(count, every):
+    return gp.progress_batches(count, every)
+
+
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
             rollout_control_problem, rollout_hooks_problem, rollout_approval_settings, rollout_approval_gate, rollout_wait_failure,
             rollout_hold_rollback, rollout_approve_problem, rollout_approve_summary, rollout_hooks_of,
-            rollout_hook_event, rollout_hook_outcome, rollout_hook_after))
+            rollout_hook_event, rollout_hook_outcome, rollout_hook_after, rollout_gate_progress, rollout_gate_batches))

@@ -49,3 +49,38 @@ def format_decision(host, result):
     return '[%s] approval: %s by %s at %s (%s)%s' % (
         host, confirm.get('decision'), confirm.get('by'), confirm.get('at'), confirm.get('source'),
         ': %s' % confirm['comment'] if confirm.get('comment') else '')
+
+
+def progress_batches(count, every):
+    """How many batches of rounds the hold runs: one without progress messages, else one per
+    ``every`` rounds of the ``count``, and a spare (the batch that ends with the last round)."""
+    count, every = int(count), int(every)
+    if count < 1:
+        raise ValueError('the gate needs at least one round, got %d' % count)
+    if every < 0:
+        raise ValueError('rollout_webhook_progress_rounds must be >= 0, got %d' % every)
+    return 1 if every == 0 else count // every + 2
+
+
+def progress_event(host, result, every, notified=0):
+    """The progress message due after a gate call, or ``{}``.
+
+    Due when progress messages are on (``every`` > 0), the gate is still
+    running, the call measured a new round (not a retry after an error) whose
+    number is a multiple of ``every``, and that round was not announced yet
+    (``notified`` is the last round announced). The finished gate is told
+    by the phase's verdict instead.
+    """
+    every = int(every or 0)
+    result = result if isinstance(result, dict) else {}
+    rnd = result.get('round')
+    if every <= 0 or result.get('finished', True) or not isinstance(rnd, dict) or rnd.get('retry'):
+        return {}
+    index = rnd.get('index')
+    if not isinstance(index, int) or isinstance(index, bool) or index <= int(notified or 0) or index % every:
+        return {}
+    return {'round': index, 'text': format_round(host, result),
+            'details': {'round': index, 'rounds_total': result.get('rounds_total'),
+                        'remaining_s': result.get('remaining_s'), 'current': result.get('current'),
+                        'checks': [dict((k, item.get(k)) for k in ('name', 'value', 'outcome', 'threshold'))
+                                   for item in rnd.get('results') or []]}}

@@ -205,6 +205,72 @@ def test_slow_release_is_rolled_back_by_the_latency_gate():
     assert gate_summary(report, 'latency_p95')['last_value'] > 0.2
 
 
+def prometheus_value(query):
+    """The value of ``query`` (one series) on Prometheus on mon1, or None."""
+    proc = subprocess.run(['docker', 'exec', 'mon1', 'curl', '-sfG', 'http://127.0.0.1:9090/api/v1/query',
+                           '--data-urlencode', 'query=%s' % query], capture_output=True, text=True, check=False)
+    result = json.loads(proc.stdout)['data']['result'] if proc.returncode == 0 else []
+    return float(result[0]['value'][1]) if len(result) == 1 else None
+
+
+# The judge (Kayenta-style, opt-in): a release 40 % slower than the stable
+# one at the p95, but far under the absolute 200 ms threshold. The judge's
+# window runs from the traffic shift, one point a second: its first round,
+# 15 s after the shift, already has about 10 points per side.
+JUDGE = ['-e', 'rollout_judge=true', '-e', 'rollout_judge_step=1']
+
+
+def forty_percent_slower():
+    """The fault that makes a release 40 % slower than 1.0.0 at the p95: 0.4 x the p95 of 1.0.0
+    on its stable slot, as Prometheus recorded it under the steady traffic of the tests before
+    (the median over the last 3 minutes), in ms."""
+    slot = lb_state('lb1')['stable']['color']
+    p95 = prometheus_value('quantile_over_time(0.5, ssm:latency_p95:seconds{version="1.0.0",slot="%s"}[3m])' % slot)
+    assert p95 is not None and 0 < p95 < 0.1, 'no p95 of 1.0.0, or the stable release is already slow: %s' % p95
+    STATE['stable_p95'] = p95
+    return {'latency_ms': round(0.4 * p95 * 1000, 2)}
+
+
+def test_a_release_40_percent_slower_under_the_threshold_is_rolled_back_by_the_judge():
+    faults = forty_percent_slower()
+    out = bad_canary('4.3.0', faults, ['canary of 4.3.0 FAILED and was rolled back', 'latency_p95_vs_stable'], *JUDGE)
+    report = latest_report()
+    assert report['verdict'] == 'rolled_back'
+    summary = report['gates']['hold']['summary']
+    assert summary['latency_p95_vs_stable']['verdict'] == 'failed', summary
+    # the absolute gate alone would have let it through
+    assert summary['latency_p95']['verdict'] == 'passed', summary
+    assert summary['latency_p95']['last_value'] < 0.2
+    assert 'Mann-Whitney' in out
+
+
+def test_the_same_release_passes_with_the_judge_off_and_the_webhook_hears_every_round():
+    faults = {'latency_ms': round(0.4 * STATE['stable_p95'] * 1000, 2)}
+    hook = Webhook()
+    try:
+        with Traffic() as traffic:
+            rc, out = playbook('canary.yml', '-e', 'release_version=4.3.0', '-e', 'rollout_webhook_progress_rounds=1',
+                               '-e', json.dumps({'rollout_app_faults': faults, 'rollout_webhook_url': hook.url}))
+            assert rc == 0, out
+            report = latest_report()
+            assert report['verdict'] == 'passed'
+            assert 'latency_p95_vs_stable' not in report['gates']['hold']['summary']
+            rc, out = playbook('rollback.yml')
+            assert rc == 0, out
+            assert list(probe(2000)['versions']) == ['1.0.0']
+        traffic.assert_no_failures()
+    finally:
+        hook.close()
+    # hold 25 s, warm-up 15 s, a round every 5 s: rounds 1 and 2 as they happen, round 3 in the verdict
+    events = [e['event'] for e in hook.events]
+    assert events[0] == 'started' and events[-1] == 'passed', events
+    progress = [e for e in hook.events if e['event'] == 'progress']
+    assert [e['details']['round'] for e in progress] == [1, 2], hook.events
+    assert progress[0]['text'].startswith('[supersmartmatch] canary of 4.3.0: [lb1] gate round 1/3, ')
+    assert {'precision', 'latency_p95'} <= set(c['name'] for c in progress[0]['details']['checks'])
+    assert all(c['outcome'] in ('passed', 'inconclusive') for c in progress[1]['details']['checks'])
+
+
 def prometheus_ready():
     """True once Prometheus on mon1 answers /-/ready (WaitTimeout after 60 s)."""
     return wait_for(lambda: subprocess.run(['docker', 'exec', 'mon1', 'curl', '-sf', 'http://127.0.0.1:9090/-/ready'],
@@ -462,6 +528,11 @@ def test_rollback_with_a_frozen_balancer_names_it_and_moves_the_other():
                 hook.close()
             assert rc != 0
             assert 'rollback.yml INCOMPLETE: 100 % back on 1.0.0 (blue slot) on lb1; split UNKNOWN on lb2' in out
+            # status.yml answers in seconds with the frozen balancer marked unknown
+            started = time.time()
+            rc, status_out = playbook('status.yml')
+            assert time.time() - started < 30
+            assert 'UNKNOWN: lb2' in flat(status_out) and 'lb1 1.0.0 blue 100 %' in flat(status_out), status_out
             assert lb_state('lb1')['percent'] == 0
             assert list(probe(1000, LB1_ONLY)['versions']) == ['1.0.0']
             assert [e['event'] for e in hook.events] == ['rollback_incomplete'], hook.events
@@ -518,6 +589,11 @@ def test_a_phase_waiting_for_approval_completes_once_approve_yml_approves():
                      ignore=READ_ERRORS, proc=proc)
             # waiting: the split holds at 5 %, the phase is not completed yet
             assert at('3.4.0', 5)() and lb_state('lb1')['status'] == 'in_progress'
+            # status.yml shows the wait and how to end it, changing nothing
+            rc, out = playbook('status.yml')
+            assert rc == 0, out
+            assert ('WAITING FOR APPROVAL: the canary of 3.4.0 on lb1, lb2' in flat(out)
+                    and 'playbooks/approve.yml -e release_version=3.4.0' in flat(out)), out
             rc, out = playbook('approve.yml', '-e', 'release_version=3.4.0',
                                '-e', json.dumps({'comment': 'dashboards look fine'}))
             assert rc == 0, out
@@ -543,7 +619,7 @@ def test_a_phase_waiting_for_approval_completes_once_approve_yml_approves():
     # once the phase ended, its wait cannot be decided any more
     rc, out = playbook('approve.yml', '-e', 'release_version=3.4.0', '-e', 'decision=reject')
     assert rc != 0
-    assert 'approve.yml refused: nothing is waiting for approval of supersmartmatch' in flat(out)
+    assert 'approve.yml refused: ' in flat(out) and 'nothing is waiting for approval of supersmartmatch' in flat(out)
 
 
 def test_a_phase_not_approved_in_time_leaves_its_split_and_says_so():

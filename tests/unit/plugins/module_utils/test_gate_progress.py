@@ -1,7 +1,8 @@
 """The line each gate round prints (module_utils/gate_progress.py)."""
 import pytest
 
-from ansible_collections.supersmartmatch.platform.plugins.module_utils.gate_progress import format_decision, format_round
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.gate_progress import (
+    format_decision, format_round, progress_batches, progress_event)
 
 
 @pytest.mark.parametrize('result, line', [
@@ -47,3 +48,49 @@ def test_format_round(result, line):
 ])
 def test_format_decision(result, line):
     assert format_decision('lb1', result) == line
+
+
+def _running(index, retry=False, **extra):
+    result = {'finished': False, 'verdict': 'running', 'current': 'passed', 'rounds_total': 6, 'remaining_s': 12.0,
+              'round': {'index': index, 'retry': retry, 'results': [
+                  {'name': 'precision', 'value': 0.97, 'outcome': 'passed', 'threshold': 'value >= 0.94', 'x': 1}]}}
+    result.update(extra)
+    return result
+
+
+@pytest.mark.parametrize('result, every, notified, expected_round', [
+    (_running(2), 2, 0, 2),                     # every 2nd round
+    (_running(3), 2, 2, 0),                     # not a multiple
+    (_running(4), 2, 2, 4),
+    (_running(4), 2, 4, 0),                     # already announced
+    (_running(4, retry=True), 2, 2, 0),         # a retry after an error measures no new round
+    (_running(2), 0, 0, 0),                     # progress off
+    (_running(6, finished=True, verdict='passed'), 2, 4, 0),   # the verdict tells the end
+    ({'finished': False, 'round': None}, 1, 0, 0),             # watch moved / decision: no round
+    ({'unreachable': True, 'msg': 'timed out'}, 1, 0, 0),
+    (None, 1, 0, 0),
+    (_running(True), 1, 0, 0),
+])
+def test_progress_event_is_due_every_n_new_rounds_while_running(result, every, notified, expected_round):
+    event = progress_event('lb1', result, every, notified)
+    assert event.get('round', 0) == expected_round
+
+
+def test_progress_event_text_and_details():
+    event = progress_event('lb1', _running(2), 2)
+    assert event['text'] == '[lb1] gate round 2/6, 12 s left: precision 0.97 (value >= 0.94) ok -> running'
+    assert event['details'] == {'round': 2, 'rounds_total': 6, 'remaining_s': 12.0, 'current': 'passed',
+                                'checks': [{'name': 'precision', 'value': 0.97, 'outcome': 'passed',
+                                            'threshold': 'value >= 0.94'}]}
+
+
+@pytest.mark.parametrize('count, every, batches', [(5, 0, 1), (5, 1, 7), (6, 2, 5), (240, 10, 26), (1, 5, 2)])
+def test_progress_batches(count, every, batches):
+    assert progress_batches(count, every) == batches
+
+
+@pytest.mark.parametrize('count, every, message', [(0, 1, 'at least one round'), (3, -1, 'must be >= 0')])
+def test_progress_batches_refuses(count, every, message):
+    with pytest.raises(ValueError) as err:
+        progress_batches(count, every)
+    assert message in str(err.value)
