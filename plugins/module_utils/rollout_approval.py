@@ -92,8 +92,8 @@ def validate_input(service, run_id=None, release=None, phase=None, holder=None, 
 
 def what(record):
     """``the canary of 2.0.0 (run canary-2.0.0-…, started by ci@runner)``."""
-    return 'the %s of %s (run %s, started by %s)' % (record.get('phase'), record.get('release'),
-                                                      record.get('run_id'), record.get('holder'))
+    return 'the %s of %s (run %s, started by %s)' % (
+        record.get('phase'), record.get('release'), record.get('run_id'), record.get('holder'))
 
 
 def open_wait(existing, service, run_id, release, phase, holder, timeout, now):
@@ -237,10 +237,11 @@ def make_post(opener):
                 return int(response.getcode()), None
             finally:
                 response.close()
-        except Exception as exc:  # pylint: disable=broad-except - any failure is "not approved yet"
+        # any failure is "not approved yet"
+        except Exception as exc:  # pylint: disable=broad-except
             code = getattr(exc, 'code', None)
-            if isinstance(code, int):
-                return code, 'answered HTTP %d' % code
+            if isinstance(code, int) and not isinstance(code, bool):
+                return code, 'answered HTTP %s' % code
             reason = getattr(exc, 'reason', None) or exc
             return None, 'no answer (%s)' % ' '.join(str(reason).replace(url, '<url>').split())[:200]
     return post

@@ -210,8 +210,8 @@ def judge_calls(kind, registered, host='localhost'):
         consequence = {'pre_rollout': 'the phase is refused, nothing was moved',
                        'rollout': 'the hold goes on: the gate judges the candidate on its own evidence'}.get(
                            kind, 'the rollout itself is not affected')
-        text = '%s hook(s) failed: %s; %s' % (kind, '; '.join("'%s' %s" % (c['name'], c['outcome']) for c in bad),
-                                            consequence)
+        failed = '; '.join("'%s' %s" % (c['name'], c['outcome']) for c in bad)
+        text = '%s hook(s) failed: %s; %s' % (kind, failed, consequence)
     else:
         text = '%s hook(s) answered: %s' % (kind, ', '.join("'%s' %s" % (c['name'], c['outcome']) for c in calls))
     return {'type': kind, 'ok': not bad, 'calls': calls, 'failures': failures, 'text': text}

@@ -328,9 +328,9 @@ def summary_lines(report, report_path=None):
         lines.append('failure: [%s %s] %s' % (f.get('host'), f.get('step'), f.get('msg')))
     approval = r.get('approval') or {}
     if approval.get('required'):
-        lines.append('approval: %s' % ('%s by %s at %s (%s)' % (approval.get('decision'), approval.get('by'),
-                                                               approval.get('at'), approval.get('source'))
-                                       if approval.get('by') else approval.get('decision')))
+        decided = ('%s by %s at %s (%s)' % (approval.get('decision'), approval.get('by'), approval.get('at'),
+                                            approval.get('source')) if approval.get('by') else approval.get('decision'))
+        lines.append('approval: %s' % decided)
     for call in r.get('hooks') or []:
         lines.append('hook: %s %s %s' % (call.get('type'), call.get('name'), call.get('outcome')))
     if r.get('advice'):

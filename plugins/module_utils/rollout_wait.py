@@ -207,8 +207,8 @@ def approve_summary(hosts, results, active_hosts, decision):
         if refused:
             parts.append('refused on %s (%s)' % (listed(refused), '; '.join('%s: %s' % (h, texts[h]) for h in refused)))
         if unknown:
+            unreached = '; '.join('%s %s' % (h, texts[h]) for h in unknown)
             parts.append('NOT recorded on %s (%s): run approve.yml again as soon as it answers (the waiting phase '
-                         'reads the first balancer)' % (listed(unknown), '; '.join('%s %s' % (h, texts[h])
-                                                                                 for h in unknown)))
+                         'reads the first balancer)' % (listed(unknown), unreached))
         text = 'approve.yml INCOMPLETE: ' + '; '.join(parts)
     return {'ok': ok, 'recorded': recorded, 'already': already, 'refused': refused, 'unknown': unknown, 'text': text}

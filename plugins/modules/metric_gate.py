@@ -193,9 +193,9 @@ options:
         C(0 < min_ratio <= 1); it takes no C(min)/C(max). Its own keys, refused on other checks, are
         C(confidence) (0.5 to < 1, default 0.98), C(min_samples) (whole number >= 3, default 10),
         C(step) (seconds between range-query points, default O(interval); required when
-        O(interval) is 0), C(lookback) (seconds >= 0, default 0: the window opens that long
-        before O(start_at), else the first round, e.g. at the traffic shift when the first round
-        waits for a warm-up). It needs O(provider=prometheus).
+        O(interval) is 0), C(lookback) (seconds >= 0, default 0; the window opens that long
+        before O(start_at), else the first round, for example at the traffic shift when the first
+        round waits for a warm-up). It needs O(provider=prometheus).
     type: list
     elements: dict
     required: true

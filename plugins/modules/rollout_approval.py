@@ -55,7 +55,7 @@ options:
     required: true
   run_id:
     description:
-      - The phase's run (V(waiting), V(closed)); 1 to 128 of C(A-Z a-z 0-9 . _ @ : + -).
+      - "The phase's run (V(waiting), V(closed)); 1 to 128 of C(A-Z a-z 0-9 . _ @ : + -)."
     type: str
   release:
     description:

@@ -144,8 +144,8 @@ def test_approve_yml_decides_only_the_release_waiting_and_names_who(tmp_path):
     assert 'approved by alice@laptop' in out and 'on lb1, lb2; it completes at its next check' in flat(out), out
     for lb in ('lb1', 'lb2'):
         record = lab.record(lb)
-        assert (record['status'], record['by'], record['comment']) == ('approved', 'alice@laptop',
-                                                                        'dashboards look fine')
+        expected = ('approved', 'alice@laptop', 'dashboards look fine')
+        assert (record['status'], record['by'], record['comment']) == expected
 
     rc, out = lab.run('approve.yml', {'release_version': '3.0.0', 'decision': 'reject', 'phase': 'canary'})
     assert rc != 0, out
@@ -291,8 +291,8 @@ def test_a_wait_already_approved_passes_at_once_and_a_failing_rollout_hook_is_on
     ('rejected', 'rejected', 'the canary of 3.0.0 was rejected by alice@laptop', True,
      '[lb1] approval: rejected by alice@laptop'),
 ])
-def test_a_wait_without_approval_fails_and_a_rejection_rolls_every_balancer_back(tmp_path, server, seeded, step, text,
-                                                                                  rolled_back, line):
+def test_a_wait_without_approval_fails_and_a_rejection_rolls_every_balancer_back(
+        tmp_path, server, seeded, step, text, rolled_back, line):
     lab = Lab(tmp_path)
     if seeded:
         lab.seed(lbs=('lb1',), status=seeded)

@@ -282,7 +282,7 @@ def test_a_decision_already_there_is_returned_before_any_round(tmp_path, status)
 
 def test_a_decision_for_another_run_keeps_the_gate_waiting(tmp_path):
     gate = Gate(tmp_path, {'precision': [OK]}, confirm=decided_at(0, run_id='run-0'))
-    results = [gate.call()[0] for _ in range(3)]
+    results = [gate.call()[0] for _call in range(3)]
     assert [r['round']['index'] for r in results] == [1, 2, 3]
     assert results[-1]['finished'] is True and results[-1]['confirm']['decided'] is False
 

@@ -32,8 +32,8 @@ def test_open_wait_names_the_run_and_its_deadline():
 
 
 @pytest.mark.parametrize('existing, lease, release, phase, decision, now, refusal', [
-    (None, None, '2.0.0', None, 'approved', T0, 'nothing is waiting for approval of supersmartmatch (no phase is '
-                                                 'running); nothing was changed'),
+    (None, None, '2.0.0', None, 'approved', T0,
+     'nothing is waiting for approval of supersmartmatch (no phase is running); nothing was changed'),
     (None, LEASE, '2.0.0', None, 'approved', T0, 'the canary run %s of ci@runner is still going' % RUN),
     (dict(waiting(), status='closed', outcome='completed', closed_at='2027-01-15T08:00:30Z'), None, '2.0.0', None,
      'approved', T0, 'the last wait, the canary of 2.0.0 (run %s, started by ci@runner), ended at '

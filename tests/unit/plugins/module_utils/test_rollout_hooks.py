@@ -75,8 +75,8 @@ def test_hook_event_names_the_run_and_carries_the_metadata():
     assert 'url' not in str(event)
 
 
-def uri(status, msg='', hook=SMOKE, **extra):
-    result = {'status': status, 'msg': msg, 'item': dict(hook, timeout=5), 'failed': False, 'url': URL}
+def uri(status, msg='', hook=None, **extra):
+    result = {'status': status, 'msg': msg, 'item': dict(hook or SMOKE, timeout=5), 'failed': False, 'url': URL}
     result.update(extra)
     return result
 

@@ -189,6 +189,7 @@ def test_approve_problem(release, decision, phase, comment, by, problem):
 DONE = {'changed': True, 'msg': 'the canary of 2.0.0 (run R, started by ci@runner) approved by alice@laptop at T'}
 REFUSED = {'failed': True, 'msg': 'nothing is waiting for approval of supersmartmatch (no phase is running); '
                                   'nothing was changed'}
+LATER = 'nothing is waiting for approval of supersmartmatch: the last wait ended at T2'
 
 
 @pytest.mark.parametrize('results, active, decision, ok, text', [
@@ -200,8 +201,7 @@ REFUSED = {'failed': True, 'msg': 'nothing is waiting for approval of supersmart
     ({'lb1': REFUSED, 'lb2': REFUSED}, ['lb1', 'lb2'], 'approve', False,
      'approve.yml refused: nothing is waiting for approval of supersmartmatch (no phase is running); nothing was '
      'changed'),
-    ({'lb1': REFUSED, 'lb2': dict(REFUSED, msg='nothing is waiting for approval of supersmartmatch: the last wait '
-                                                  'ended at T2')}, ['lb1', 'lb2'], 'approve', False,
+    ({'lb1': REFUSED, 'lb2': dict(REFUSED, msg=LATER)}, ['lb1', 'lb2'], 'approve', False,
      'approve.yml refused: lb1: nothing is waiting for approval of supersmartmatch (no phase is running); nothing was '
      'changed; lb2: nothing is waiting for approval of supersmartmatch: the last wait ended at T2'),
     ({'lb1': DONE, 'lb2': {'unreachable': True, 'msg': 'paused'}}, ['lb1', 'lb2'], 'approve', False,
