@@ -79,14 +79,19 @@ def status(views, gate=None, gate_source=None, approvals=None):
 
 def _approval_lines(doc):
     """``WAITING FOR APPROVAL`` (with how to approve or reject), or the decision not yet acted on."""
-    groups = {}
+    # one line per wait (each balancer opens its record a moment apart: the earliest deadline is shown)
+    groups, deadlines = {}, {}
     for r in doc['balancers']:
         a = r.get('approval')
         if a:
-            key = (a['status'], a['phase'], a['release'], a['deadline_at'], a['by'])
+            key = (a['status'], a['phase'], a['release'], a['run_id'], a['by'])
             groups.setdefault(key, []).append(r['host'])
+            if a['deadline_at'] and (deadlines.get(key) is None or a['deadline_at'] < deadlines[key]):
+                deadlines[key] = a['deadline_at']  # ISO times of one format: sorted as text
     lines = []
-    for (state, phase, release, deadline, by), hosts in sorted(groups.items(), key=lambda item: item[1]):
+    for key, hosts in sorted(groups.items(), key=lambda item: item[1]):
+        state, phase, release, _run_id, by = key
+        deadline = deadlines.get(key)
         if state == 'waiting':
             lines.append('WAITING FOR APPROVAL: the %s of %s on %s, until %s: playbooks/approve.yml -e release_version=%s '
                          '(add -e decision=reject to roll back)' % (phase, release, ', '.join(hosts), deadline, release))

@@ -56,6 +56,14 @@ def test_a_phase_waiting_for_approval_says_how_to_approve_or_reject():
                      '-e release_version=2.0.0 (add -e decision=reject to roll back)']
 
 
+def test_one_wait_is_one_line_though_each_balancer_opened_it_a_second_apart():
+    approvals = {'lb1': record('waiting', deadline_at='2026-11-30T02:17:45Z'),
+                 'lb2': record('waiting', deadline_at='2026-11-30T02:17:44Z')}
+    lines = [line for line in rs.table(rs.status([ok('lb1'), ok('lb2')], approvals=approvals)) if 'APPROVAL' in line]
+    assert lines == ['WAITING FOR APPROVAL: the canary of 2.0.0 on lb1, lb2, until 2026-11-30T02:17:44Z: '
+                     'playbooks/approve.yml -e release_version=2.0.0 (add -e decision=reject to roll back)']
+
+
 def test_a_decision_not_yet_acted_on_is_shown_and_a_closed_record_is_not():
     approvals = {'lb1': record('rejected', by='oncall@x', at='T5'), 'lb2': record('closed')}
     doc = rs.status([ok('lb1'), ok('lb2')], approvals=approvals)
