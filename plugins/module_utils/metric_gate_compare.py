@@ -123,8 +123,9 @@ def judgement_text(check, result):
 def measure_compare(check, fetch_series, window):
     """One judgement of a compare check over ``window`` = (start, end, step); errors become ``error``."""
     start, end, step = window
-    # the window may open before the gate's first round (e.g. at the traffic shift)
-    start = start - (check.get('lookback') or 0)
+    # the window may open before the gate's first round (lookback, e.g. at the traffic shift); a check
+    # with an initial_delay leaves out what came before it (e.g. a release's cold caches)
+    start = start + (check.get('initial_delay') or 0) - (check.get('lookback') or 0)
     step = range_step(start, end, step)
     item = dict(value=None, baseline=None, kind='compare')
     try:

@@ -68,6 +68,30 @@ def check_request(phase, release, phases, hold, interval, warmup, metric_checks,
                 'hold at least %s s or lower rollout_gate_warmup' % (phase, hold, warmup, warmup))
     if on_no_data not in ('fail', 'pass', 'inconclusive'):
         return 'rollout_gate_on_no_data must be fail, pass or inconclusive, got %r' % (on_no_data,)
+    return _delay_problem(phase, int(hold), int(interval), int(warmup), metric_checks)
+
+
+def _delay_problem(phase, hold, interval, warmup, metric_checks):
+    """A check whose initial_delay (e.g. the judge's delay) leaves it no round of the hold, as a sentence."""
+    if not metric_checks:
+        return None
+    last = (hold - warmup) // interval * interval  # the last round, seconds after the first
+    for check in metric_checks:
+        delay = check.get('initial_delay')
+        if delay is None or delay == '':
+            continue
+        try:
+            delay = float(delay)
+        except (TypeError, ValueError):
+            delay = float('nan')
+        if not 0 <= delay < float('inf'):
+            return 'check %s: initial_delay must be a number of seconds >= 0, got %r' % (
+                check['name'], check.get('initial_delay'))
+        if delay > last:
+            return ('check %s: initial_delay %g s leaves it no gate round in the %s hold (%d s, rounds from %d s '
+                    'after the shift, the last %d s after the first): hold at least %g s, or lower the delay '
+                    '(rollout_judge_delay for the judge)' % (check['name'], delay, phase, hold, warmup, last,
+                                                             warmup + delay))
     return None
 
 

@@ -195,7 +195,8 @@ options:
         C(step) (seconds between range-query points, default O(interval); required when
         O(interval) is 0), C(lookback) (seconds >= 0, default 0; the window opens that long
         before O(start_at), else the first round, for example at the traffic shift when the first
-        round waits for a warm-up). It needs O(provider=prometheus).
+        round waits for a warm-up). A compare check's C(initial_delay) opens its window that much
+        later too, leaving out, say, a new release's cold start. It needs O(provider=prometheus).
     type: list
     elements: dict
     required: true

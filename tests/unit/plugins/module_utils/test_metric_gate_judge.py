@@ -206,7 +206,7 @@ class Series(object):
 
 
 def run(values, count, **check):
-    settings = mg.validate_params(params(**check))
+    settings = mg.validate_params(dict(params(**check), count=count))
     fake = FakeTime()
     series = values if isinstance(values, Series) else Series(values)
     result = mg.run_gate(settings['checks'], None, count=count, interval=30.0, sleep=fake.sleep, clock=fake.clock,
@@ -244,6 +244,24 @@ def test_compare_window_opens_lookback_seconds_before_the_first_round():
     assert series.calls[0][1:3] == (T0 - 270, T0)
     assert [m['outcome'] for m in result['measurements']] == ['failed']
     assert result['measurements'][0]['judge']['n_candidate'] == 10
+
+
+@pytest.mark.parametrize('initial_delay, lookback, opens, first_round, verdict', [
+    # the first 10 rounds' worth of samples (a cold start, 2 x slower) are left out: the rest
+    # is as fast as stable and passes
+    (300, 0, T0 + 300, 11, 'passed'),
+    # with a lookback as long as the delay, the window opens at the first round again
+    (300, 300, T0, 11, 'failed'),
+    # without a delay the cold start is judged, and fails the gate
+    (0, 0, T0, 1, 'failed'),
+])
+def test_compare_window_leaves_out_the_checks_initial_delay(initial_delay, lookback, opens, first_round, verdict):
+    cold = [value * 2 for value in NORMAL_A[:10]] + NORMAL_A[10:]
+    timeline = Series({'cand': cold, 'stable': NORMAL_A})
+    result, series, _settings = run(timeline, count=20, initial_delay=initial_delay, lookback=lookback)
+    assert series.calls[0][1] == opens
+    assert result['measurements'][0]['sample'] == first_round
+    assert result['verdict'] == verdict
 
 
 def test_compare_gate_too_short_is_inconclusive_never_passed():

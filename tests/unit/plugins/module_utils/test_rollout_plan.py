@@ -138,6 +138,15 @@ def test_unknown_phase_is_a_bug():
     ('canary', '2.0.0', 30, 5, 15, [{'name': 'p'}], '', 'inconclusive', 'the metric checks (p) need Prometheus'),
     ('canary', '2.0.0', 10, 5, 15, [{'name': 'p'}], 'http://m', 'inconclusive', 'shorter than the metric checks'),
     ('canary', '2.0.0', 30, 5, 15, [], '', 'maybe', 'rollout_gate_on_no_data must be'),
+    # the judge's delay must leave it a round: rounds at 15, 20, 25, 30 s after the shift
+    ('canary', '2.0.0', 30, 5, 15, [{'name': 'j', 'initial_delay': '15'}], 'http://m', 'inconclusive', None),
+    ('canary', '2.0.0', 30, 5, 15, [{'name': 'j', 'initial_delay': 16}], 'http://m', 'inconclusive',
+     'check j: initial_delay 16 s leaves it no gate round in the canary hold (30 s, rounds from 15 s after the '
+     'shift, the last 15 s after the first): hold at least 31 s'),
+    ('canary', '2.0.0', 30, 5, 15, [{'name': 'j', 'initial_delay': 'soon'}], 'http://m', 'inconclusive',
+     "check j: initial_delay must be a number of seconds >= 0, got 'soon'"),
+    ('canary', '2.0.0', 30, 5, 15, [{'name': 'j', 'initial_delay': -1}], 'http://m', 'inconclusive',
+     'initial_delay must be a number of seconds >= 0, got -1'),
 ])
 def test_check_request(phase, release, hold, interval, warmup, checks, url, no_data, problem):
     found = rp.check_request(phase, release, PHASES, hold, interval, warmup, checks, url, no_data, 2, 0)
