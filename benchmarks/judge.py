@@ -29,8 +29,9 @@ import statistics
 import sys
 import time
 
-from labtools import CLIENT, RESULTS, TARGETS, build_wheels, fresh_lab, playbook, run, write_section
+from labtools import CLIENT, RESULTS, TARGETS, build_wheels, fresh_lab, playbook, write_section
 
+import labprom  # noqa: E402  (on the path set by labtools)
 import trafficgen  # noqa: E402  (on the path set by labtools)
 from labwait import wait_for  # noqa: E402
 
@@ -38,11 +39,8 @@ BEGIN, END = '<!-- judge:begin -->', '<!-- judge:end -->'
 
 
 def prometheus_value(query):
-    """One series' value on Prometheus on the lab's ssm-mon1 (through docker exec), or None."""
-    proc = run(['docker', 'exec', 'ssm-mon1', 'curl', '-sfG', 'http://127.0.0.1:9090/api/v1/query',
-                '--data-urlencode', 'query=%s' % query])
-    result = json.loads(proc.stdout)['data']['result'] if proc.returncode == 0 else []
-    return float(result[0]['value'][1]) if len(result) == 1 else None
+    """One series' value on Prometheus on the lab's ssm-mon1, or None."""
+    return labprom.prometheus_value('ssm-mon1', query)
 
 
 def canary(version, settings, faults, expect_rc):

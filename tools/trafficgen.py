@@ -49,6 +49,11 @@ except ImportError:  # pragma: no cover - depends on how the script is launched
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "service" / "src"))
     from supersmartmatch_service import matching
 
+# The lab's steady load, in cases per second (a match and its feedback: twice
+# as many requests). The load generator shares the lab machine's CPUs with the
+# balancers, the services and Ansible; unbounded, it saturates them and every
+# measurement then times the contention, not the rollout.
+LAB_STEADY_RATE = 50.0
 MAX_DURATION_S = 3600.0
 MAX_ERRORS_KEPT = 20
 LATENCY_SAMPLES = 100_000  # per version, reservoir-sampled beyond this

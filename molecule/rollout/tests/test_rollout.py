@@ -18,6 +18,7 @@ EPHEMERAL = os.environ.get('MOLECULE_EPHEMERAL_DIRECTORY', '')
 INVENTORY = os.environ.get('MOLECULE_INVENTORY_FILE', '')
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 
+import labprom  # noqa: E402
 import trafficgen  # noqa: E402
 from labwait import READ_ERRORS, wait_for  # noqa: E402
 
@@ -65,7 +66,8 @@ class Traffic(object):
         self.targets = targets or TARGETS
 
     def __enter__(self):
-        self.runner = trafficgen.LoadRunner(self.targets, duration=900, users=2000, concurrency=4, **CLIENT).start()
+        self.runner = trafficgen.LoadRunner(self.targets, duration=900, users=2000, concurrency=4,
+                                            rate=trafficgen.LAB_STEADY_RATE, **CLIENT).start()
         time.sleep(1)
         return self
 
@@ -207,10 +209,7 @@ def test_slow_release_is_rolled_back_by_the_latency_gate():
 
 def prometheus_value(query):
     """The value of ``query`` (one series) on Prometheus on mon1, or None."""
-    proc = subprocess.run(['docker', 'exec', 'mon1', 'curl', '-sfG', 'http://127.0.0.1:9090/api/v1/query',
-                           '--data-urlencode', 'query=%s' % query], capture_output=True, text=True, check=False)
-    result = json.loads(proc.stdout)['data']['result'] if proc.returncode == 0 else []
-    return float(result[0]['value'][1]) if len(result) == 1 else None
+    return labprom.prometheus_value('mon1', query)
 
 
 # The judge (Kayenta-style, opt-in): a release 40 % slower than the stable
@@ -594,6 +593,8 @@ def test_a_phase_waiting_for_approval_completes_once_approve_yml_approves():
             assert rc == 0, out
             assert ('WAITING FOR APPROVAL: the canary of 3.4.0 on lb1, lb2' in flat(out)
                     and 'playbooks/approve.yml -e release_version=3.4.0' in flat(out)), out
+            # the gate keeps running while the phase waits: let one round (5 s) pass first
+            time.sleep(6)
             rc, out = playbook('approve.yml', '-e', 'release_version=3.4.0',
                                '-e', json.dumps({'comment': 'dashboards look fine'}))
             assert rc == 0, out
@@ -604,7 +605,8 @@ def test_a_phase_waiting_for_approval_completes_once_approve_yml_approves():
                 os.killpg(proc.pid, 9)
         assert rc == 0, out
         assert 'canary of 3.4.0: PASSED' in flat(out)
-        assert 'waiting for approval' in flat(out) and 'approval: approved by' in flat(out)
+        # a gate round printed while it waited, then the approval
+        assert 'running, waiting for approval' in flat(out) and 'approval: approved by' in flat(out)
         for lb in ('lb1', 'lb2'):
             state = lb_state(lb)
             assert (state['percent'], state['phase'], state['status']) == (5, 'canary', 'completed'), state
