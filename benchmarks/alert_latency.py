@@ -41,6 +41,7 @@ import subprocess
 import time
 
 from labtools import RESULTS, VENV, run, write_section
+from labwait import wait_for  # tools/, on the path set by labtools
 
 SCENARIO = "monitoring"
 APP, MON = "mon-app1", "mon-role1"
@@ -85,13 +86,8 @@ def events(alertname, label, action="trigger", after=0.0):
 
 
 def wait(fn, what, timeout=WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise SystemExit("no %s within %d s" % (what, timeout))
+    """fn's first truthy value, polled every 0.5 s; exit naming ``what`` after ``timeout`` s."""
+    return wait_for(fn, timeout, what, delay=0.5, error=SystemExit)
 
 
 def prometheus(expr):

@@ -1,13 +1,21 @@
 """Shared pieces of the monitoring scenario's verifiers: Prometheus queries,
-bounded waits, traffic sent from inside the application host (mon-app1)."""
+traffic sent from inside the application host (mon-app1). Bounded waits:
+labwait.poll (tools/, put on sys.path here)."""
 import json
 import os
 import shlex
+import sys
 import time
 import urllib.parse
 
 import pytest
 import testinfra
+
+ROOT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
+                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+from labwait import poll  # noqa: E402  pylint: disable=wrong-import-position
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 PROM = "http://127.0.0.1:9090"
@@ -17,7 +25,8 @@ SLOTS = {"blue": (5062, "1.0.0"), "green": (5070, "2.0.0")}
 RIGHT_OFFER = "o-1"
 MATCHES_PER_SLOT = 6
 FEEDBACK_PER_SLOT = 4
-TIMEOUT = 90
+TIMEOUT = 90  # seconds for Prometheus to see what was sent (polled every DELAY s)
+DELAY = 2
 
 MATCH_BODY = {
     "candidate": {"id": "c-1", "skills": ["python", "sql"], "experience_years": 5, "location": "Paris"},
@@ -55,16 +64,6 @@ def query(host, expr):
         key = (labels["version"], labels["slot"]) if "version" in labels else labels.get("slot")
         values[key] = float(item["value"][1])
     return values
-
-
-def wait_for(fn, timeout=TIMEOUT, delay=2):
-    """Call fn until it returns a truthy value or the timeout passes; return the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(delay)
 
 
 def post(app_host, port, path, body):
@@ -115,7 +114,7 @@ def traffic(app_host, mon_host):
     for slot, (port, _version) in SLOTS.items():
         assert post(app_host, port, "/api/v2/match", MATCH_BODY) == "200"
     born = 'ssm_http_requests_total{job="supersmartmatch",path="/api/v2/match"}'
-    assert wait_for(lambda: len(query(mon_host, born)) == len(SLOTS)), query(mon_host, born)
+    assert poll(lambda: len(query(mon_host, born)) == len(SLOTS), TIMEOUT, delay=DELAY).value, query(mon_host, born)
     time.sleep(3)  # one more scrape (2 s) after the series appeared
     started = time.time()
     for slot, (port, _version) in SLOTS.items():

@@ -9,7 +9,8 @@ import os
 import subprocess
 
 import pytest
-from conftest import INVENTORY, PROM, SLOTS, prom_get, query, wait_for
+from conftest import DELAY, INVENTORY, PROM, ROOT, SLOTS, TIMEOUT, prom_get, query
+from labwait import poll  # tools/, on sys.path from conftest.py
 
 testinfra_hosts = ["ansible://mon-role1"]
 # Precision each slot must show: every top offer of 1.0.0 is right, every one
@@ -60,7 +61,7 @@ def test_both_slot_targets_are_up(host):
         targets = _slot_targets(host)
         return targets if targets and all(t["health"] == "up" for t in targets.values()) else None
 
-    targets = wait_for(both_up) or _slot_targets(host)
+    targets = poll(both_up, TIMEOUT, delay=DELAY).value or _slot_targets(host)
     assert set(targets) == {"blue", "green"}, targets
     for slot, (port, _version) in SLOTS.items():
         assert targets[slot]["health"] == "up", targets[slot]
@@ -82,7 +83,7 @@ def test_node_targets_are_up(host):
         nodes = {t["labels"]["instance"]: t["health"] for t in targets if t["labels"]["job"] == "node"}
         return nodes if nodes and set(nodes.values()) == {"up"} else None
 
-    assert wait_for(nodes_up) == {"mon-app1:9100": "up", "mon-role1:9100": "up"}
+    assert poll(nodes_up, TIMEOUT, delay=DELAY).value == {"mon-app1:9100": "up", "mon-role1:9100": "up"}
 
 
 def test_rules_are_loaded(host):
@@ -103,7 +104,7 @@ def test_precision_per_version_matches_the_feedback_sent(host, traffic):
         ok = all(abs(values.get(k, -1) - v) < 0.01 for k, v in expected.items())
         return values if ok else None
 
-    values = wait_for(precise) or query(host, "ssm:feedback_precision:ratio")
+    values = poll(precise, TIMEOUT, delay=DELAY).value or query(host, "ssm:feedback_precision:ratio")
     for key, value in expected.items():
         assert values.get(key) == pytest.approx(value, abs=0.01), values
 
@@ -115,7 +116,7 @@ def test_error_rate_availability_latency_of_clean_versions(host, traffic):
         errors = query(host, "ssm:error_rate:ratio")
         return errors if keys <= set(errors) else None
 
-    errors = wait_for(all_present) or query(host, "ssm:error_rate:ratio")
+    errors = poll(all_present, TIMEOUT, delay=DELAY).value or query(host, "ssm:error_rate:ratio")
     assert {k: errors.get(k) for k in keys} == {k: 0.0 for k in keys}
     availability = query(host, "ssm:availability:ratio")
     assert {k: availability.get(k) for k in keys} == {k: 1.0 for k in keys}
@@ -125,7 +126,7 @@ def test_error_rate_availability_latency_of_clean_versions(host, traffic):
     rate = query(host, "ssm:match_requests:rate")
     for key in keys:
         assert rate[key] > 0, rate
-    assert wait_for(lambda: query(host, "ssm:target_up:ratio") == {"blue": 1.0, "green": 1.0})
+    assert poll(lambda: query(host, "ssm:target_up:ratio") == {"blue": 1.0, "green": 1.0}, TIMEOUT, delay=DELAY).value
 
 
 def test_no_alert_fires_for_the_clean_version(host, traffic):
@@ -137,9 +138,6 @@ def test_no_alert_fires_for_the_clean_version(host, traffic):
 # metric_gate against this real Prometheus (run as Ansible runs it, on the
 # monitoring host, through the molecule inventory)
 # --------------------------------------------------------------------------
-
-ROOT = os.environ.get("MOLECULE_PROJECT_DIRECTORY",
-                      os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")))
 
 
 def metric_gate(**args):

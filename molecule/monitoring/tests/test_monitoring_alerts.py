@@ -10,7 +10,8 @@ evaluation intervals (molecule.yml: `for` 10 s, evaluation every 2 s).
 import json
 import shlex
 
-from conftest import prom_get, wait_for
+from conftest import DELAY, prom_get
+from labwait import poll  # tools/, on sys.path from conftest.py
 
 testinfra_hosts = ["ansible://mon-role1"]
 
@@ -72,7 +73,7 @@ def test_prometheus_sends_alerts_to_the_local_alertmanager(host):
     def active():
         return prom_get(host, "/api/v1/alertmanagers")["activeAlertmanagers"]
 
-    assert [a["url"] for a in wait_for(active, timeout=30)] == ["http://127.0.0.1:9093/api/v2/alerts"]
+    assert [a["url"] for a in poll(active, 30, delay=DELAY).value] == ["http://127.0.0.1:9093/api/v2/alerts"]
 
 
 def test_live_routes(host):
@@ -85,8 +86,8 @@ def test_live_routes(host):
 
 def test_degraded_release_pages_pagerduty(host, app_host, traffic):
     labels = {"version": "2.0.0", "slot": "green", "severity": "critical"}
-    events = wait_for(lambda: [e for e in pagerduty_events(app_host, "SSMPrecisionLow", **labels)
-                               if e["received"] > traffic and e["body"]["event_action"] == "trigger"], timeout=60)
+    events = poll(lambda: [e for e in pagerduty_events(app_host, "SSMPrecisionLow", **labels)
+                           if e["received"] > traffic and e["body"]["event_action"] == "trigger"], 60, delay=DELAY).value
     assert events, received(app_host)
     event = events[0]["body"]
     assert event["routing_key"] == ROUTING_KEY  # read from routing_key_file
@@ -115,7 +116,7 @@ def test_warning_reaches_slack_with_its_labels(app_host):
         # (the package's own default configuration may have scraped localhost:9100 before the role's)
         return [m for m in memory_warnings() if "instance=mon-app1:9100" in m["body"]["attachments"][0]["text"]]
 
-    messages = wait_for(scenario_hosts, timeout=60)
+    messages = poll(scenario_hosts, 60, delay=DELAY).value
     assert messages, received(app_host)
     body = messages[0]["body"]
     assert body["channel"] == "#ssm-alerts"
@@ -136,7 +137,7 @@ def test_critical_inhibits_the_matching_warning_and_the_webhook_gets_the_rest(ho
     """Synthetic alerts posted to Alertmanager's API: a critical one for 3.0.0/green silences
     the warning of 3.0.0/green, not the one of 3.0.0/blue; an info alert goes to the webhook."""
     post_alert(host, {"alertname": "SSMSyntheticCritical", "severity": "critical", "version": "3.0.0", "slot": "green"})
-    assert wait_for(lambda: am_alerts(host, alertname="SSMSyntheticCritical"), timeout=30)
+    assert poll(lambda: am_alerts(host, alertname="SSMSyntheticCritical"), 30, delay=DELAY).value
     for slot in ("green", "blue"):
         post_alert(host, {"alertname": "SSMSyntheticWarning", "severity": "warning", "version": "3.0.0", "slot": slot})
     post_alert(host, {"alertname": "SSMSyntheticInfo", "severity": "info", "version": "3.0.0", "slot": "blue"})
@@ -145,7 +146,7 @@ def test_critical_inhibits_the_matching_warning_and_the_webhook_gets_the_rest(ho
         alerts = am_alerts(host, alertname="SSMSyntheticWarning")
         return {a["labels"]["slot"]: a["status"] for a in alerts} if len(alerts) == 2 else None
 
-    status = wait_for(states, timeout=30)
+    status = poll(states, 30, delay=DELAY).value
     assert status["green"]["state"] == "suppressed" and status["green"]["inhibitedBy"], status
     assert status["blue"]["state"] == "active" and not status["blue"]["inhibitedBy"], status
 
@@ -157,9 +158,9 @@ def test_critical_inhibits_the_matching_warning_and_the_webhook_gets_the_rest(ho
         return [r["body"]["attachments"][0]["text"] for r in received(app_host, "/slack/")
                 if "SSMSyntheticWarning" in r["body"]["attachments"][0]["title"]]
 
-    info = wait_for(webhook_info, timeout=30)
+    info = poll(webhook_info, 30, delay=DELAY).value
     assert info and info[0]["body"]["alerts"][0]["labels"]["severity"] == "info", received(app_host)
-    texts = wait_for(slack_synthetic, timeout=30)
+    texts = poll(slack_synthetic, 30, delay=DELAY).value
     assert texts and all("slot=blue" in text for text in texts), texts  # the inhibited one is never sent
     assert pagerduty_events(app_host, "SSMSyntheticCritical", version="3.0.0")
 
@@ -168,8 +169,8 @@ def test_stopped_slot_pages_pagerduty_and_resolves(host, app_host, traffic):
     labels = {"slot": "blue", "instance": "mon-app1:5062", "severity": "critical"}
     stopped = float(app_host.check_output("date +%s.%N && systemctl stop supersmartmatch-blue.service").split()[0])
     try:
-        events = wait_for(lambda: [e for e in pagerduty_events(app_host, "SSMServiceUnavailable", **labels)
-                                   if e["received"] > stopped], timeout=60)
+        events = poll(lambda: [e for e in pagerduty_events(app_host, "SSMServiceUnavailable", **labels)
+                               if e["received"] > stopped], 60, delay=DELAY).value
         assert events, received(app_host)
         assert events[0]["body"]["event_action"] == "trigger"
         latency = events[0]["received"] - stopped
@@ -182,4 +183,4 @@ def test_stopped_slot_pages_pagerduty_and_resolves(host, app_host, traffic):
         return [e for e in pagerduty_events(app_host, "SSMServiceUnavailable", **labels)
                 if e["received"] > stopped and e["body"]["event_action"] == "resolve"]
 
-    assert wait_for(resolved, timeout=60), received(app_host, "/pagerduty")
+    assert poll(resolved, 60, delay=DELAY).value, received(app_host, "/pagerduty")
