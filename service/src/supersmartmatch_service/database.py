@@ -20,7 +20,8 @@ session when the primary changes):
 * match records are written off the request path: a bounded queue drained in
   batches by one writer thread (a match answer never waits for the database;
   records that cannot be written -- queue full, database unreachable -- are
-  dropped and counted). Feedback is written synchronously: the client learns
+  dropped and counted; the queue's depth is the gauge
+  ``ssm_match_write_queue_depth``). Feedback is written synchronously: the client learns
   whether it was stored (503 when the database is unreachable).
 
 Tables are created idempotently (CREATE ... IF NOT EXISTS, serialised by an
@@ -145,6 +146,7 @@ class Database:
         self.health = CachedProbe(self._probe_health, HEALTH_TTL_S)
         metrics.enable_database(OPERATIONS)
         self._matches: queue.Queue = queue.Queue(MATCH_QUEUE_SIZE)
+        metrics.enable_match_queue(self.queue_depth, MATCH_QUEUE_SIZE)
         self._writer = threading.Thread(target=self._write_matches, name="ssm-database-writer", daemon=True)
         self._writer.start()
 
@@ -158,6 +160,10 @@ class Database:
             self._matches.put_nowait(row)
         except queue.Full:
             self._metrics.record_database_error("insert_match")
+
+    def queue_depth(self) -> int:
+        """Match records queued and not yet taken by the writer thread."""
+        return self._matches.qsize()
 
     def record_feedback(self, candidate_id: str, offer_id: str, correct: bool) -> None:
         """Store a feedback now; raises DatabaseUnavailable / QueryFailed when it was not stored."""

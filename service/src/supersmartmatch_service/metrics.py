@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CACHE_RESULTS = ("hit", "miss", "error")
@@ -45,6 +46,8 @@ class Metrics:
         # data tier series exist only when that tier is configured (None: not rendered)
         self._cache: dict[str, int] | None = None
         self._database_errors: dict[str, int] | None = None
+        # write-behind queue of match records: (depth getter, capacity), None without a database
+        self._match_queue: tuple[Callable[[], int], int] | None = None
 
     def enable_cache(self) -> None:
         with self._lock:
@@ -53,6 +56,11 @@ class Metrics:
     def enable_database(self, operations) -> None:
         with self._lock:
             self._database_errors = dict.fromkeys(operations, 0)
+
+    def enable_match_queue(self, depth: Callable[[], int], capacity: int) -> None:
+        """Export the depth (read at each scrape from ``depth()``) and capacity of the match write queue."""
+        with self._lock:
+            self._match_queue = (depth, int(capacity))
 
     def record_cache(self, result: str) -> None:
         """One cache request: hit, miss or error (failed, or skipped while backing off)."""
@@ -98,6 +106,7 @@ class Metrics:
             feedback = dict(self._feedback)
             cache = None if self._cache is None else dict(self._cache)
             database_errors = None if self._database_errors is None else sorted(self._database_errors.items())
+            match_queue = self._match_queue
         out = [
             "# HELP ssm_http_requests_total HTTP requests handled.",
             "# TYPE ssm_http_requests_total counter",
@@ -137,6 +146,16 @@ class Metrics:
             ]
             for operation, value in database_errors:
                 out.append(f"ssm_database_errors_total{_labels(const + (('operation', operation),))} {value}")
+        if match_queue is not None:
+            depth, capacity = match_queue
+            out += [
+                "# HELP ssm_match_write_queue_depth Match records waiting in the write-behind queue for the database writer.",
+                "# TYPE ssm_match_write_queue_depth gauge",
+                f"ssm_match_write_queue_depth{_labels(const)} {int(depth())}",
+                "# HELP ssm_match_write_queue_capacity Size of the write-behind queue (records beyond it are dropped and counted).",
+                "# TYPE ssm_match_write_queue_capacity gauge",
+                f"ssm_match_write_queue_capacity{_labels(const)} {capacity}",
+            ]
         out += [
             "# HELP ssm_build_info Build information.",
             "# TYPE ssm_build_info gauge",
