@@ -70,8 +70,8 @@ def switch(label, name, load, *extra):
     record = {'switch': label, 'playbook': name, 'load': load, 'wall_s': round(elapsed, 2),
               'overhead_s': round(elapsed - hold, 2), 'requests': report['total_requests'],
               'failed': report['failed_requests'], 'errors': report['errors']}
-    print('%-11s %-26s %7.2f s  %6d requests  %d failed' % (load, label, elapsed, record['requests'],
-                                                             record['failed']))
+    print('%-11s %-26s %7.2f s  %6d requests  %d failed' % (
+        load, label, elapsed, record['requests'], record['failed']))
     return record
 
 
