@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 
-from labtools import CLIENT, RESULTS, TARGETS, build_wheels, fresh_lab, playbook, write_section
+from labtools import CLIENT, RESULTS, TARGETS, playbook, prepare_lab, write_section
 
 import trafficgen  # noqa: E402  (on the path set by labtools)
 
@@ -57,10 +57,7 @@ def main():
     parser.add_argument('--no-setup', action='store_true', help='use the lab as it is (provisioned, 1.0.0 stable)')
     args = parser.parse_args()
     versions = ['9.%d.%d' % (r, k) for r in range(1, args.rounds + 1) for k in range(1, len(FAULTS) + 1)]
-    if args.no_setup:
-        build_wheels(*versions)
-    else:
-        fresh_lab(*versions)
+    prepare_lab(versions, reuse=args.no_setup)
     settings = {'canary_duration': 600, 'rollout_gate_interval': args.interval,
                 'rollout_gate_failure_limit': args.failure_limit}
     target = args.interval * (args.failure_limit + 1) + 10

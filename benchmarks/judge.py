@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 
-from labtools import CLIENT, RESULTS, TARGETS, build_wheels, fresh_lab, playbook, write_section
+from labtools import CLIENT, RESULTS, TARGETS, playbook, prepare_lab, write_section
 
 import labprom  # noqa: E402  (on the path set by labtools)
 import trafficgen  # noqa: E402  (on the path set by labtools)
@@ -80,10 +80,7 @@ def main():
     args = parser.parse_args()
     slow_versions = ['8.9.%d' % k for k in range(1, args.slow + 1)]
     versions = slow_versions + ['8.8.0']
-    if args.no_setup:
-        build_wheels(*versions)
-    else:
-        fresh_lab(*versions)
+    prepare_lab(versions, reuse=args.no_setup)
     base = {'rollout_judge': True, 'rollout_judge_step': args.step, 'rollout_gate_interval': args.interval}
     target = args.interval + 10
 

@@ -53,6 +53,15 @@ def fresh_lab(*versions):
     playbook('site.yml', '-e', 'ssm_initial_version=1.0.0')
 
 
+def prepare_lab(versions, reuse=False):
+    """The lab for a benchmark: the wheels of ``versions`` built, on the lab as it is (``reuse``, the
+    benchmarks' --no-setup) or on a fresh one (fresh_lab)."""
+    if reuse:
+        build_wheels(*versions)
+    else:
+        fresh_lab(*versions)
+
+
 def write_section(begin, end, lines):
     """Replace the text between the ``begin`` and ``end`` markers of docs/benchmarks.md."""
     text = open(DOC).read() if os.path.exists(DOC) else '# Benchmarks\n'

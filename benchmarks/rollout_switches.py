@@ -33,7 +33,7 @@ import statistics
 import sys
 import time
 
-from labtools import CLIENT, RESULTS, TARGETS, build_wheels, fresh_lab, playbook, write_section
+from labtools import CLIENT, RESULTS, TARGETS, playbook, prepare_lab, write_section
 
 import trafficgen  # noqa: E402  (on the path set by labtools)
 
@@ -138,10 +138,7 @@ def main():
         parser.error('--loads takes %s (got %r); --rounds must be >= 1' % (', '.join(LOADS), args.loads))
     # one release per canary, never installed before: 2.1.0, 2.2.0, ...
     versions = ['2.%d.0' % n for n in range(1, 2 * args.rounds * len(loads) + 1)]
-    if args.no_setup:
-        build_wheels(*versions)
-    else:
-        fresh_lab(*versions)
+    prepare_lab(versions, reuse=args.no_setup)
     records, fresh = [], iter(versions)
     for index in range(1, args.rounds + 1):
         for load in loads:

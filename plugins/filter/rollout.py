@@ -81,6 +81,11 @@ def rollout_gate(plan, hold, interval, warmup, metric_checks, prometheus_url, ap
 
 
 @_guard
+def rollout_preflight_checks(metric_checks):
+    return rp.without_delays(list(metric_checks or []))
+
+
+@_guard
 def rollout_shift(hosts, hostvars, active_hosts, name='rollout_shift'):
     return rp.shift_outcome(list(hosts), _results(hosts, hostvars, name), list(active_hosts or []))
 
@@ -183,7 +188,7 @@ def rollout_last_report(report_dir):
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
-            rollout_request_problem, rollout_plan, rollout_gate, rollout_shift, rollout_hold_failure,
+            rollout_request_problem, rollout_plan, rollout_gate, rollout_preflight_checks, rollout_shift, rollout_hold_failure,
             rollout_verdict_action, rollout_step_failures, rollout_report, rollout_summary, rollout_fail_message,
             rollout_rollback_summary, rollout_failures, rollout_report_html,
             rollout_status, rollout_last_report))

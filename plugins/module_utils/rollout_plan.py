@@ -71,6 +71,12 @@ def check_request(phase, release, phases, hold, interval, warmup, metric_checks,
     return _delay_problem(phase, int(hold), int(interval), int(warmup), metric_checks)
 
 
+def without_delays(checks):
+    """The checks without their ``initial_delay``: for a gate that measures a candidate already live (the
+    preflight round, the wait for approval), where a delay has nothing to wait for."""
+    return [dict((key, value) for key, value in check.items() if key != 'initial_delay') for check in checks or []]
+
+
 def _delay_problem(phase, hold, interval, warmup, metric_checks):
     """A check whose initial_delay (e.g. the judge's delay) leaves it no round of the hold, as a sentence."""
     if not metric_checks:

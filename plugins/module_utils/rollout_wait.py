@@ -27,7 +27,7 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils.rollout_a
     COMMENT_RE, confirm_text)
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.rollout_hooks import seconds, url_problem
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.rollout_plan import (
-    RELEASE_RE, listed, no_answer, short)
+    RELEASE_RE, listed, no_answer, short, without_delays)
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.rollout_verdict import hold_failure
 
 MAX_WAIT = 7 * 86400
@@ -82,7 +82,7 @@ def wait_gate(gate, timeout, interval, started_at):
     """
     interval = seconds(interval, 'rollout_gate_interval', maximum=MAX_WAIT)
     timeout = seconds(timeout, 'rollout_approval_timeout', minimum=interval, maximum=MAX_WAIT)
-    checks = [dict((k, v) for k, v in check.items() if k != 'initial_delay') for check in (gate or {}).get('checks') or []]
+    checks = without_delays((gate or {}).get('checks'))
     count = -(-timeout // interval)
     start_at = float(started_at) + interval
     return {'checks': checks, 'rounds': count, 'start_at': start_at, 'deadline': float(started_at) + timeout,

@@ -227,3 +227,15 @@ def test_balancers_at_zero_agree_whatever_candidate_each_one_kept():
     assert plan('canary', '5.0.0', views(info(one), info(other)))['refused'] is None
     moved = state(5, 'canary', 'in_progress', candidate=('3.0.0', 'green'))
     assert 'disagree' in plan('canary', '5.0.0', views(info(moved), info(other)))['refused']
+
+
+@pytest.mark.parametrize('checks, expected', [
+    ([{'name': 'j', 'initial_delay': 60, 'query': 'q'}, {'name': 'p', 'query': 'r'}],
+     [{'name': 'j', 'query': 'q'}, {'name': 'p', 'query': 'r'}]),
+    ([], []),
+    (None, []),
+])
+def test_without_delays_keeps_everything_but_initial_delay(checks, expected):
+    original = [dict(check) for check in checks or []]
+    assert rp.without_delays(checks) == expected
+    assert (checks or []) == original  # the caller's checks are left as they were
