@@ -19,12 +19,19 @@ exists for a body that was valid (validation and ranking are deterministic),
 so the cached answer is exactly what the service would compute. Bodies that
 differ in formatting only are distinct entries (a miss, never a wrong answer).
 Blue and green share entries only when they run the same version.
+
+Each entry lives a random 50-100 % of ``SSM_CACHE_TTL``: entries made
+together (a new release's first minutes) do not all expire together, so the
+answers a release computes come as a steady stream, not in bursts every TTL.
+The rollout judge compares the candidate's computed answers with the stable
+release's, and needs the stable side's all the time.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import random
 import sys
 import threading
 
@@ -32,6 +39,13 @@ from .datatier import OK, UNREACHABLE, CachedProbe, Circuit, import_driver, read
 
 HEALTH_TTL_S = 1.5
 KEY_PREFIX = "ssm:match:"
+TTL_JITTER = 0.5  # an entry lives between (1 - TTL_JITTER) x ttl and ttl seconds
+
+
+def entry_ttl(ttl: int, draw=random.random) -> int:
+    """Seconds one entry lives: uniform in [(1 - TTL_JITTER) x ttl, ttl], at least 1."""
+    low = max(1, int(round(ttl * (1 - TTL_JITTER))))
+    return max(low, min(ttl, low + int(draw() * (ttl - low + 1))))
 
 
 def canonical_json(value) -> bytes:
@@ -122,7 +136,7 @@ class MatchCache:
         if not self.circuit.closed:
             return  # already counted by get()
         try:
-            self._connected().set(key, canonical_json(value), ex=self.ttl)
+            self._connected().set(key, canonical_json(value), ex=entry_ttl(self.ttl))
         except Exception as exc:  # noqa: BLE001
             self._failed(exc)
             self._metrics.record_cache("error")

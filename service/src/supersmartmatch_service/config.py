@@ -31,7 +31,7 @@ SSM_DATABASE_CONNECT_TIMEOUT   3                seconds (2..60)
 SSM_DATABASE_POOL_SIZE         4                connections at most (1..64)
 SSM_CACHE_NODES                (empty: off)     Redis Cluster seeds, host:port,...
 SSM_CACHE_PASSWORD_FILE        (empty: none)    file holding requirepass
-SSM_CACHE_TTL                  300              seconds a cached match lives
+SSM_CACHE_TTL                  300              seconds a cached match lives at most (each entry: a random 50-100 % of it)
 SSM_CACHE_TIMEOUT_MS           250              Redis socket/connect timeout
 SSM_CACHE_RETRY_S              5                back-off after a cache error
 =============================  ===============  ===============================

@@ -29,6 +29,31 @@ def _num(value: float) -> str:
     return format(value, "g") if isinstance(value, float) else str(value)
 
 
+def _new_histogram() -> list:
+    """[per-bucket counts (non cumulative) + overflow, sum, count]."""
+    return [[0] * (len(DURATION_BUCKETS) + 1), 0.0, 0]
+
+
+def _observe(histogram: list, seconds: float) -> None:
+    index = next((i for i, b in enumerate(DURATION_BUCKETS) if seconds <= b), len(DURATION_BUCKETS))
+    histogram[0][index] += 1
+    histogram[1] += seconds
+    histogram[2] += 1
+
+
+def _render_histogram(name: str, base: tuple, histogram) -> list[str]:
+    """The _bucket (cumulative), _sum and _count lines of one histogram series."""
+    counts, total, count = histogram
+    out, cumulative = [], 0
+    for bound, n in zip(DURATION_BUCKETS + ("+Inf",), counts):
+        cumulative += n
+        le = bound if bound == "+Inf" else _num(float(bound))
+        out.append(f"{name}_bucket{_labels(base + (('le', le),))} {cumulative}")
+    out.append(f"{name}_sum{_labels(base)} {total!r}")
+    out.append(f"{name}_count{_labels(base)} {count}")
+    return out
+
+
 class Metrics:
     """Request counter, request duration histogram, feedback counter, build info.
 
@@ -42,6 +67,8 @@ class Metrics:
         self._requests: dict[tuple[str, str, str], int] = defaultdict(int)
         # (path, status) -> [per-bucket counts (non cumulative) + overflow, sum, count]
         self._durations: dict[tuple[str, str], list] = {}
+        # the same for the match answers that were computed (not served from the cache)
+        self._computed = _new_histogram()
         self._feedback = {"hit": 0, "miss": 0}
         # data tier series exist only when that tier is configured (None: not rendered)
         self._cache: dict[str, int] | None = None
@@ -82,13 +109,18 @@ class Metrics:
 
     def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
         status_s = str(status)
-        index = next((i for i, b in enumerate(DURATION_BUCKETS) if seconds <= b), len(DURATION_BUCKETS))
         with self._lock:
             self._requests[(method, path, status_s)] += 1
-            hist = self._durations.setdefault((path, status_s), [[0] * (len(DURATION_BUCKETS) + 1), 0.0, 0])
-            hist[0][index] += 1
-            hist[1] += seconds
-            hist[2] += 1
+            _observe(self._durations.setdefault((path, status_s), _new_histogram()), seconds)
+
+    def observe_computed_match(self, seconds: float) -> None:
+        """A match answer computed by this release (not served from the cache), ``seconds`` after its start.
+
+        The judge compares candidate and stable on these: a new release starts
+        with a cold cache, so its overall latency is no measure of its code.
+        """
+        with self._lock:
+            _observe(self._computed, seconds)
 
     def record_feedback(self, correct: bool) -> None:
         with self._lock:
@@ -103,6 +135,7 @@ class Metrics:
         with self._lock:
             requests = sorted(self._requests.items())
             durations = sorted((k, (list(v[0]), v[1], v[2])) for k, v in self._durations.items())
+            computed = (list(self._computed[0]), self._computed[1], self._computed[2])
             feedback = dict(self._feedback)
             cache = None if self._cache is None else dict(self._cache)
             database_errors = None if self._database_errors is None else sorted(self._database_errors.items())
@@ -117,15 +150,15 @@ class Metrics:
             "# HELP ssm_http_request_duration_seconds HTTP request duration in seconds.",
             "# TYPE ssm_http_request_duration_seconds histogram",
         ]
-        for (path, status), (counts, total, count) in durations:
-            base = (("path", path), ("status", status)) + const
-            cumulative = 0
-            for bound, n in zip(DURATION_BUCKETS + ("+Inf",), counts):
-                cumulative += n
-                le = bound if bound == "+Inf" else _num(float(bound))
-                out.append(f"ssm_http_request_duration_seconds_bucket{_labels(base + (('le', le),))} {cumulative}")
-            out.append(f"ssm_http_request_duration_seconds_sum{_labels(base)} {total!r}")
-            out.append(f"ssm_http_request_duration_seconds_count{_labels(base)} {count}")
+        for (path, status), histogram in durations:
+            out += _render_histogram("ssm_http_request_duration_seconds", (("path", path), ("status", status)) + const,
+                                     histogram)
+        out += [
+            "# HELP ssm_match_computed_duration_seconds Duration of the match requests whose answer was computed, "
+            "not served from the cache.",
+            "# TYPE ssm_match_computed_duration_seconds histogram",
+        ]
+        out += _render_histogram("ssm_match_computed_duration_seconds", const, computed)
         out += [
             "# HELP ssm_feedback_total Feedback on the top match, by outcome.",
             "# TYPE ssm_feedback_total counter",

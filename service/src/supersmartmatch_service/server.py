@@ -122,6 +122,7 @@ class App:
 
     def _match(self, body: bytes):
         cfg = self.config
+        start = time.perf_counter()
         if cfg.fault_latency_ms:
             time.sleep(cfg.fault_latency_ms / 1000)
         if cfg.fault_error_rate and random.random() < cfg.fault_error_rate:
@@ -145,6 +146,7 @@ class App:
             matches = matching.rank(candidate, offers, degraded=cfg.fault_degraded)
             if self.cache is not None:
                 self.cache.set(key, {"candidate_id": candidate_id, "matches": matches})
+            self.metrics.observe_computed_match(time.perf_counter() - start)
         if self.database is not None:  # queued, written in the background: the answer never waits for it
             self.database.record_match(candidate_id, request_digest(body), cached is not None, matches)
         return 200, {
