@@ -120,6 +120,17 @@ def judgement_text(check, result):
     return '%s (%s) within %s' % (ratio, stats, bound)
 
 
+def rounds_from(check):
+    """Seconds after the gate's first round from which ``check`` takes part in the rounds.
+
+    Its ``initial_delay``; for a compare check that delay counts from the
+    opening of its window, the first round less its ``lookback`` (the judge's
+    delay counts from the traffic shift), so it waits ``initial_delay -
+    lookback`` after the first round, and not at all when the lookback covers
+    the delay."""
+    return max(0.0, float(check.get('initial_delay') or 0) - float(check.get('lookback') or 0))
+
+
 def measure_compare(check, fetch_series, window):
     """One judgement of a compare check over ``window`` = (start, end, step); errors become ``error``."""
     start, end, step = window

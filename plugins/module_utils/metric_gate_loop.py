@@ -23,7 +23,8 @@ import time
 
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_common import (
     ProviderError, is_nan, iso_utc, json_number, no_data)
-from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_compare import measure_compare
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_compare import (
+    measure_compare, rounds_from)
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_evaluate import (
     check_verdict, evaluate_value, new_summary, verdict_of)
 
@@ -133,7 +134,9 @@ def attempt(state, checks, fetch_value, settings, clock, now, fetch_series=None)
     round is due ``interval`` seconds after the start of the last attempt of
     the round, so request time does not stretch the cadence. A check with an
     ``initial_delay`` is left out of the rounds that start less than that
-    many seconds after the first round (Argo's per-metric ``initialDelay``).
+    many seconds after the first round (Argo's per-metric ``initialDelay``);
+    a compare check's delay counts from the opening of its window (see
+    ``rounds_from``).
 
     The gate is decided early when a check reaches ``consecutive_error_limit``
     errors in a row (error) or has more than ``failure_limit`` failed
@@ -145,7 +148,7 @@ def attempt(state, checks, fetch_value, settings, clock, now, fetch_series=None)
         if state['started'] is None:
             state['started'] = clock()
         elapsed = clock() - state['started']
-        pending = [check for check in checks if (check.get('initial_delay') or 0) <= elapsed]
+        pending = [check for check in checks if rounds_from(check) <= elapsed]
     else:
         pending = [by_name[name] for name in state['pending']]
     attempt_start = clock()

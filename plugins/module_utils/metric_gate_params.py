@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - Python 2
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_common import (
     CHECK_KEYS, NO_DATA_POLICIES, PROVIDERS, GateError, fmt_bound, parse_bound)
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_compare import (
-    COMPARE_ONLY_KEYS, KINDS, normalize_compare)
+    COMPARE_ONLY_KEYS, KINDS, normalize_compare, rounds_from)
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_providers import redact_url
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_watch import normalize_watch
 
@@ -164,7 +164,7 @@ def validate_params(params, compile_expr=None):
                             % check['name'])
     last_round = settings['interval'] * (settings['count'] - 1)
     for check in normalized:
-        if check['initial_delay'] > last_round:
+        if rounds_from(check) > last_round:
             raise GateError('check %r: initial_delay %s leaves it no sample round (the last of %d rounds starts '
                             '%s s after the first); lower it or raise count' % (
                                 check['name'], fmt_bound(check['initial_delay']), settings['count'],

@@ -18,6 +18,8 @@ __metaclass__ = type
 import json
 import re
 
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_compare import rounds_from
+
 RELEASE_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+-]{0,63}\Z')
 PHASE_ORDER = ('canary', 'extended', 'full')
 IN_FLIGHT = ('canary', 'extended', 'full')
@@ -93,11 +95,16 @@ def _delay_problem(phase, hold, interval, warmup, metric_checks):
         if not 0 <= delay < float('inf'):
             return 'check %s: initial_delay must be a number of seconds >= 0, got %r' % (
                 check['name'], check.get('initial_delay'))
-        if delay > last:
+        try:
+            lookback = float(check.get('lookback') or 0)
+        except (TypeError, ValueError):
+            lookback = 0.0  # refused by metric_gate when the hold starts, with its own message
+        if rounds_from(dict(initial_delay=delay, lookback=lookback)) > last:
             return ('check %s: initial_delay %g s leaves it no gate round in the %s hold (%d s, rounds from %d s '
                     'after the shift, the last %d s after the first): hold at least %g s, or lower the delay '
                     '(rollout_judge_delay for the judge)' % (check['name'], delay, phase, hold, warmup, last,
-                                                             warmup + delay))
+                                                             warmup + rounds_from(dict(initial_delay=delay,
+                                                                                       lookback=lookback))))
     return None
 
 

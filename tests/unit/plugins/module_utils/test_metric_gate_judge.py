@@ -250,8 +250,12 @@ def test_compare_window_opens_lookback_seconds_before_the_first_round():
     # the first 10 rounds' worth of samples (a cold start, 2 x slower) are left out: the rest
     # is as fast as stable and passes
     (300, 0, T0 + 300, 11, 'passed'),
-    # with a lookback as long as the delay, the window opens at the first round again
-    (300, 300, T0, 11, 'failed'),
+    # with a lookback as long as the delay, the window opens at the first round again, and the
+    # check takes part from the first round (the delay counts from the window's opening)
+    (300, 300, T0, 1, 'failed'),
+    # a delay longer than the lookback: the window opens 200 s after the first round, and the
+    # check's first round is the first one after that (210 s, the 8th); 3 cold points of many
+    (300, 100, T0 + 200, 8, 'passed'),
     # without a delay the cold start is judged, and fails the gate
     (0, 0, T0, 1, 'failed'),
 ])

@@ -143,6 +143,13 @@ def test_unknown_phase_is_a_bug():
     ('canary', '2.0.0', 30, 5, 15, [{'name': 'j', 'initial_delay': 16}], 'http://m', 'inconclusive',
      'check j: initial_delay 16 s leaves it no gate round in the canary hold (30 s, rounds from 15 s after the '
      'shift, the last 15 s after the first): hold at least 31 s'),
+    # a compare check's delay counts from its window's opening, the first round less its lookback
+    # (the judge's: the shift): 30 s after the shift is the last round
+    ('canary', '2.0.0', 30, 5, 15, [{'name': 'j', 'initial_delay': 30, 'lookback': '15'}], 'http://m',
+     'inconclusive', None),
+    ('canary', '2.0.0', 30, 5, 15, [{'name': 'j', 'initial_delay': 31, 'lookback': 15}], 'http://m', 'inconclusive',
+     'check j: initial_delay 31 s leaves it no gate round in the canary hold (30 s, rounds from 15 s after the '
+     'shift, the last 15 s after the first): hold at least 31 s'),
     ('canary', '2.0.0', 30, 5, 15, [{'name': 'j', 'initial_delay': 'soon'}], 'http://m', 'inconclusive',
      "check j: initial_delay must be a number of seconds >= 0, got 'soon'"),
     ('canary', '2.0.0', 30, 5, 15, [{'name': 'j', 'initial_delay': -1}], 'http://m', 'inconclusive',
