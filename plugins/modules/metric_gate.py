@@ -197,7 +197,7 @@ options:
         before O(start_at), else the first round, for example at the traffic shift when the first
         round waits for a warm-up). A compare check's C(initial_delay) opens its window that much
         later too, leaving out, say, a new release's cold start, and counts from the window's
-        opening: the check takes part from C(initial_delay - lookback) seconds after the first
+        opening, so the check takes part from C(initial_delay - lookback) seconds after the first
         round (from the first round when the lookback covers the delay). It needs O(provider=prometheus).
     type: list
     elements: dict

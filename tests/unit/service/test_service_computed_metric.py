@@ -55,7 +55,7 @@ def make_app(cache):
 ])
 def test_only_computed_answers_are_observed(cache, requests, computed):
     app = make_app(cache)
-    for _ in range(requests):
+    for _request in range(requests):
         status, payload, _ctype = app.handle("POST", "/api/v2/match", BODY)
         assert status == 200 and payload["candidate_id"] == "c"
     assert computed_count(app) == computed
