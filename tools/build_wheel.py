@@ -6,7 +6,9 @@ Copies ``service/`` to a temporary directory, rewrites the ``version = ...``
 line of its pyproject.toml and runs ``PY -m pip wheel --no-deps
 --no-build-isolation`` (PY defaults to the running interpreter, which needs
 setuptools and wheel: use the repo's .venv). Idempotent: an existing wheel
-is kept unless ``--force``. The wheel path is the last line on stdout.
+is kept unless ``--force``, or unless a file of ``service/`` changed after it
+was built (a stale wheel would deploy old code under a new name). The wheel
+path is the last line on stdout.
 Exit codes: 0 ok, 1 build failure, 2 usage error.
 """
 from __future__ import annotations
@@ -24,10 +26,23 @@ SERVICE_DIR = Path(__file__).resolve().parent.parent / "service"
 # PEP 440 versions in canonical form (so the wheel file name is predictable).
 VERSION_RE = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?(\+[a-z0-9]+(\.[a-z0-9]+)*)?$")
 PYPROJECT_VERSION_RE = re.compile(r'^version\s*=\s*"[^"]*"\s*$', re.MULTILINE)
+IGNORED = ("build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".pytest_cache")
 
 
 def wheel_name(version: str) -> str:
     return f"{PACKAGE}-{version}-py3-none-any.whl"
+
+
+def newer_source(target: Path, source: Path = SERVICE_DIR) -> Path | None:
+    """A file of ``source`` modified after ``target`` was written (None when the wheel is current)."""
+    built = target.stat().st_mtime_ns
+    for path in sorted(source.rglob("*")):
+        parts = path.relative_to(source).parts
+        if any(Path(part).match(pattern) for part in parts for pattern in IGNORED):
+            continue
+        if path.is_file() and path.stat().st_mtime_ns > built:
+            return path
+    return None
 
 
 def build(version: str, out_dir: Path, *, force: bool = False, python: str = sys.executable,
@@ -38,12 +53,14 @@ def build(version: str, out_dir: Path, *, force: bool = False, python: str = sys
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / wheel_name(version)
     if target.exists() and not force:
-        print(f"{target.name} exists, not rebuilding (use --force)", file=sys.stderr)
-        return target
+        changed = newer_source(target, source)
+        if changed is None:
+            print(f"{target.name} exists, not rebuilding (use --force)", file=sys.stderr)
+            return target
+        print(f"{target.name} is older than {changed}: rebuilding", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="ssm-wheel-") as tmp:
         src = Path(tmp) / "src"
-        shutil.copytree(source, src, ignore=shutil.ignore_patterns(
-            "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".pytest_cache"))
+        shutil.copytree(source, src, ignore=shutil.ignore_patterns(*IGNORED))
         pyproject = src / "pyproject.toml"
         text, count = PYPROJECT_VERSION_RE.subn(f'version = "{version}"', pyproject.read_text())
         if count != 1:
