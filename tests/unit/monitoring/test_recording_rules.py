@@ -1,8 +1,9 @@
 """The judge's recording rule, with `promtool test rules` on the role's rendered rule file.
 
-ssm:latency_p95_computed:seconds is the p95 of the match answers a release
-computed itself: the overall histogram (cache hits included) must not leak
-into it, and with no computed answer in the window there is no value.
+ssm:latency_p95_computed:seconds and ssm:latency_mean_computed:seconds are the
+p95 and the mean of the match answers a release computed itself: the overall
+histogram (cache hits included) must not leak into them, and with no computed
+answer in the window there is no value.
 """
 from test_alert_rules import APP, BUCKETS, series, counter
 
@@ -33,11 +34,31 @@ def test_p95_of_computed_answers_ignores_the_cached_ones(promtool_test, rendered
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_mean_of_computed_answers_ignores_the_cached_ones(promtool_test, rendered):
+    # cache hits: 100 per step at 1 ms on the overall histogram; computed answers: 2 per step at 31.25 ms
+    inputs = (buckets("ssm_http_request_duration_seconds_bucket", "0.005", 100,
+                      dict(APP, path="/api/v2/match", status="200"))
+              + [series("ssm_http_request_duration_seconds_sum", dict(APP, path="/api/v2/match", status="200"),
+                        counter(0.1)),
+                 series("ssm_match_computed_duration_seconds_sum", APP, counter(0.0625)),
+                 series("ssm_match_computed_duration_seconds_count", APP, counter(2))])
+    labels = {"slot": APP["slot"], "version": APP["version"]}
+    tests = [{"interval": "15s", "input_series": inputs, "promql_expr_test": [
+        {"expr": "ssm:latency_mean_computed:seconds", "eval_time": "10m",
+         "exp_samples": [{"labels": 'ssm:latency_mean_computed:seconds{slot="%(slot)s",version="%(version)s"}' % labels,
+                          "value": 0.03125}]}]}]
+    result = promtool_test([rendered("recording.rules.yml.j2", "recording.yml")], tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_no_computed_answer_in_the_window_gives_no_number(promtool_test, rendered):
     # the histogram exists (rendered from zero) but nothing was computed: 0/0
-    inputs = buckets("ssm_match_computed_duration_seconds_bucket", "0.05", 0, APP)
+    inputs = buckets("ssm_match_computed_duration_seconds_bucket", "0.05", 0, APP) + [
+        series("ssm_match_computed_duration_seconds_sum", APP, counter(0)),
+        series("ssm_match_computed_duration_seconds_count", APP, counter(0))]
     tests = [{"interval": "15s", "input_series": inputs, "promql_expr_test": [
-        {"expr": "ssm:latency_p95_computed:seconds > 0", "eval_time": "10m", "exp_samples": []}]}]
+        {"expr": "ssm:latency_p95_computed:seconds > 0", "eval_time": "10m", "exp_samples": []},
+        {"expr": "ssm:latency_mean_computed:seconds > 0", "eval_time": "10m", "exp_samples": []}]}]
     result = promtool_test([rendered("recording.rules.yml.j2", "recording.yml")], tests)
     assert result.returncode == 0, result.stdout + result.stderr
 
