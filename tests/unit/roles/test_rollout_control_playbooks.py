@@ -186,6 +186,21 @@ def test_a_phase_refuses_bad_approval_or_hook_settings_before_anything_is_read(t
     assert 'Plan |' not in out
 
 
+# The role's argument specs are enforced at each entry point (tasks_from: init, not init.yml: with the
+# extension Ansible looks for an entry point "init.yml" and validates nothing).
+@pytest.mark.parametrize('extra, message', [
+    ({'rollout_judge': True, 'rollout_judge_latency_statistic': 'p99'},
+     'value of rollout_judge_latency_statistic must be one of: p95, mean, got: p99'),
+    ({'rollout_judge_confidence': 'high'}, "argument 'rollout_judge_confidence' is of type str and we were unable to convert to float"),
+])
+def test_a_phase_refuses_settings_outside_the_role_argument_specs(tmp_path, extra, message):
+    lab = Lab(tmp_path)
+    rc, out = lab.run('canary.yml', dict(extra, release_version='3.0.0', rollout_metric_checks=[]))
+    assert rc != 0, out
+    assert "Validating arguments against arg spec 'init'" in out and message in flat(out), out
+    assert 'Traceback' not in out and 'Plan |' not in out
+
+
 HOOKS_PLAY = """\
 - name: Call the hooks of one type as the role does
   hosts: lb
@@ -194,7 +209,7 @@ HOOKS_PLAY = """\
     - name: Hooks
       ansible.builtin.include_role:
         name: supersmartmatch.platform.rollout
-        tasks_from: hooks.yml
+        tasks_from: hooks
     - name: Keep what was recorded
       ansible.builtin.copy:
         content: "{{ {'failures': rollout_failed_pre_rollout, 'calls': rollout_hook_calls} | to_json }}"
@@ -239,7 +254,7 @@ HOLD_PLAY = """\
     - name: Hold
       ansible.builtin.include_role:
         name: supersmartmatch.platform.rollout
-        tasks_from: hold.yml
+        tasks_from: hold
     - name: Keep what the hold and the wait decided
       ansible.builtin.copy:
         content: >-
@@ -318,7 +333,7 @@ REPORT_PLAY = """\
     - name: Report
       ansible.builtin.include_role:
         name: supersmartmatch.platform.rollout
-        tasks_from: report.yml
+        tasks_from: report
 """
 
 
