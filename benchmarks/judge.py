@@ -95,6 +95,8 @@ def main():
     parser.add_argument('--delay', type=int, default=6,
                         help='rollout_judge_delay (seconds): at least the judge window, so that no point reaches '
                              'back before the shift, into the candidate\'s deploy')
+    parser.add_argument('--statistic', choices=('p95', 'mean'), default='p95',
+                        help='rollout_judge_latency_statistic: the latency statistic the judge compares')
     parser.add_argument('--no-setup', action='store_true', help='use the lab as it is (provisioned, 1.0.0 stable)')
     args = parser.parse_args()
     slow_versions = ['8.9.%d' % k for k in range(1, args.slow + 1)]
@@ -105,7 +107,9 @@ def main():
              '-e', 'monitoring_scrape_interval=%s monitoring_evaluation_interval=%s monitoring_judge_window=%ds' % (
                  resolution, resolution, args.judge_window))
     base = {'rollout_judge': True, 'rollout_judge_step': args.resolution, 'rollout_gate_interval': args.interval,
-            'rollout_gate_warmup': args.warmup, 'rollout_judge_delay': args.delay}
+            'rollout_gate_warmup': args.warmup, 'rollout_judge_delay': args.delay,
+            'rollout_judge_latency_statistic': args.statistic}
+    check = 'latency_%s_vs_stable' % args.statistic
     target = args.interval + 10
 
     p95 = stable_p95(args.resolution)
@@ -119,7 +123,7 @@ def main():
         verdict = output.split('FAILED and was rolled back', 1)[-1]
         record = {'release': version, 'detection_s': round(seen['last_seen'] - seen['first_seen'], 1),
                   'playbook_s': round(elapsed, 1), 'rolled_back': 'FAILED and was rolled back' in output,
-                  'by_judge': 'latency_p95_vs_stable' in verdict, 'requests': report['total_requests'],
+                  'by_judge': check in verdict, 'requests': report['total_requests'],
                   'failed': report['failed_requests']}
         slow.append(record)
         print('slow %s: %.1f s (target %d s), rolled back %s by the judge %s, %d failed' % (
@@ -140,7 +144,7 @@ def main():
     detections = [r['detection_s'] for r in slow]
     summary = {
         'stable_p95_s': p95, 'slow_fault_ms': faults['latency_ms'], 'target_s': target, 'interval_s': args.interval,
-        'resolution_s': args.resolution, 'warmup_s': args.warmup,
+        'resolution_s': args.resolution, 'warmup_s': args.warmup, 'statistic': args.statistic,
         'judge_window_s': args.judge_window, 'delay_s': args.delay, 'hold_s': args.hold,
         'detection_s': {'min': min(detections), 'median': statistics.median(detections), 'max': max(detections)}
         if detections else None,
@@ -156,13 +160,13 @@ def main():
     d = summary['detection_s'] or {'min': 0, 'median': 0, 'max': 0}
     lines = ['Measured %s on %s (%d cores): the lab (Prometheus scraping and evaluating every %d s for this run; '
              'cache TTL 60 s), `rollout_gate_warmup` %d s, `rollout_gate_interval` %d s, `rollout_judge: true` (the '
-             'p95 of computed answers at most 1.1 x stable, error rate at most 1.5 x stable, 98 %% confidence, >= 10 '
+             '%s of computed answers at most 1.1 x stable, error rate at most 1.5 x stable, 98 %% confidence, >= 10 '
              'points a side, `rollout_judge_step` %d s, `monitoring_judge_window` %d s, `rollout_judge_delay` %d s); '
              'the lab\'s steady load (%g requests/s) through both balancers. The stable release\'s p95 of computed '
              'answers was %.2f ms; the slow release sleeps %.2f ms more per match (40 %% of that p95, far under the '
              '200 ms threshold).' % (
                  result['date'], result['machine'], os.cpu_count() or 0, args.resolution, args.warmup, args.interval,
-                 args.resolution, args.judge_window, args.delay, 2 * trafficgen.LAB_STEADY_RATE, p95 * 1000,
+                 args.statistic, args.resolution, args.judge_window, args.delay, 2 * trafficgen.LAB_STEADY_RATE, p95 * 1000,
                  faults['latency_ms']),
              '',
              '| | result | target |',
@@ -170,8 +174,8 @@ def main():
              '| decision time of the judge, slow release takes traffic → all traffic on stable (min / median / max '
              'over %d runs) | %.1f / %.1f / %.1f s | ≤ %d s (the threshold gates\' target) |' % (
                  len(slow), d['min'], d['median'], d['max'], target),
-             '| slow release rolled back by the judge (`latency_p95_vs_stable`) | %s | every run |' % (
-                 'every run' if summary['slow_all_rolled_back_by_the_judge'] else 'NOT every run'),
+             '| slow release rolled back by the judge (`%s`) | %s | every run |' % (
+                 check, 'every run' if summary['slow_all_rolled_back_by_the_judge'] else 'NOT every run'),
              '| false rollbacks over %d canaries of a good release (%d s holds) | %d (%d passed) | 0 |' % (
                  len(good), args.hold, summary['false_rollbacks'], summary['good_passed']),
              '| failed requests | %d | 0 |' % summary['failed_requests'],
