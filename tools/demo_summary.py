@@ -227,6 +227,16 @@ def cmd_phase(args):
     return 0
 
 
+def cmd_precheck(args):
+    report = load_json(args.report, 'pre-deployment check report')
+    if not isinstance(report.get('table'), list) or not report['table']:
+        raise DemoError('%s holds no table' % args.report)
+    print('    pre-deployment check (run by canary.yml first):')
+    for line in report['table']:
+        print('      %s' % line)
+    return 0 if report.get('passed') is True else 1
+
+
 def cmd_summary(args):
     phases = [load_json(path, 'phase record') for path in args.phase_files]
     summary = summarize(phases, load_json(args.traffic, 'traffic report'))
@@ -253,6 +263,9 @@ def main(argv=None):
     p.add_argument('--probe', required=True, help='trafficgen probe --report-json file')
     p.add_argument('--out', required=True)
     p.set_defaults(func=cmd_phase)
+    q = sub.add_parser('precheck', help='print the table of a pre_deployment_check.json report')
+    q.add_argument('report')
+    q.set_defaults(func=cmd_precheck)
     s = sub.add_parser('summary', help='the closing summary')
     s.add_argument('--traffic', required=True, help='trafficgen load --report-json file')
     s.add_argument('--out', required=True)

@@ -28,7 +28,10 @@ REPORTS = os.path.join(EPHEMERAL, 'work', 'reports')
 CLIENT = dict(cacert=CACERT, host_header='supersmartmatch.lab')
 
 
-def playbook(name, *extra):
+def playbook(name, *extra, pre_checks=False):
+    # canary.yml runs pre_deployment_check.yml first; the tests that are not about it skip it (a few seconds each)
+    if name == 'canary.yml' and not pre_checks:
+        extra = ('-e', 'skip_pre_checks=true') + extra
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.collections'), ANSIBLE_FORCE_COLOR='0')
     started = time.time()
@@ -92,8 +95,15 @@ STATE = {}
 
 def test_canary_extended_full_shift_exact_sticky_shares_without_errors():
     with Traffic() as traffic:
-        rc, out = playbook('canary.yml', '-e', 'release_version=2.0.0')
+        # the pre-deployment check runs first and prints its table (no data tier in this lab)
+        rc, out = playbook('canary.yml', '-e', 'release_version=2.0.0', pre_checks=True)
         assert rc == 0, out
+        text = flat(out)
+        for row in ('nginx config lb1 PASS configuration valid', 'rollout lease lb2 PASS no lease held',
+                    'prometheus mon1 PASS Prometheus ready', 'alertmanager mon1 PASS Alertmanager ready',
+                    'disk space app2 PASS'):
+            assert row in text, out
+        assert 'PASSED: 15 check(s) passed, 0 warning(s), no blocker' in text, out
         at5 = probe()
         assert abs(share(at5, '2.0.0') - 5) <= 1, at5['versions']
         assert probe()['user_versions'] == at5['user_versions'], 'users changed side at a constant percent'
@@ -352,6 +362,8 @@ def test_all_balancers_move_together():
     subprocess.run(['docker', 'exec', 'lb2', 'sh', '-c', 'echo "bogus_directive on;" > %s' % broken], check=True)
     try:
         rc, out = playbook('canary.yml', '-e', 'release_version=3.0.0')
+        # with the pre-deployment check, the held lease is a blocker: the run stops before its first play
+        pre_rc, pre_out = playbook('canary.yml', '-e', 'release_version=3.0.0', pre_checks=True)
     finally:
         subprocess.run(['docker', 'exec', 'lb2', 'rm', '-f', broken], check=True)
     assert rc != 0
@@ -370,12 +382,18 @@ def test_second_rollout_is_refused_while_one_holds_the_lease():
                    check=True, env=env, capture_output=True)
     try:
         rc, out = playbook('canary.yml', '-e', 'release_version=3.0.0')
+        # with the pre-deployment check, the held lease is a blocker: the run stops before its first play
+        pre_rc, pre_out = playbook('canary.yml', '-e', 'release_version=3.0.0', pre_checks=True)
     finally:
         subprocess.run(lease + ['service=supersmartmatch run_id=other-run state=released'], check=True, env=env,
                        capture_output=True)
     assert rc != 0
     assert 'canary of 3.0.0 REFUSED' in out
     assert 'the rollout lease of supersmartmatch is held by alice@ci (run other-run, phase canary)' in out
+    assert pre_rc != 0
+    assert 'BLOCKED: 2 blocker(s): rollout lease on lb1; rollout lease on lb2' in flat(pre_out), pre_out
+    assert 'lease held by alice@ci for other-run (canary)' in flat(pre_out), pre_out
+    assert 'Rollout | Check the request' not in pre_out, 'the phase started after a blocker'
 
 
 def test_canary_without_traffic_is_inconclusive_and_keeps_its_split():
@@ -537,6 +555,10 @@ def test_rollback_with_a_frozen_balancer_names_it_and_moves_the_other():
             assert [e['event'] for e in hook.events] == ['rollback_incomplete'], hook.events
             assert hook.events[0]['details']['unknown'] == ['lb2']
             assert 'all 2' not in hook.events[0]['text']
+            # the pre-deployment check names the frozen balancer as a blocker
+            rc, pre_out = playbook('pre_deployment_check.yml', '-e', 'pre_check_task_timeout=5')
+            assert rc != 0 and 'reachable on lb2' in flat(pre_out), pre_out
+            assert 'nginx config lb1 PASS' in flat(pre_out), pre_out
         traffic.assert_no_failures()
     finally:
         subprocess.run(['docker', 'unpause', 'lb2'], check=True)

@@ -157,3 +157,18 @@ def test_cli_end_to_end(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "check", str(tmp_path / "nope.json")],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "cannot read" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize('report,rc,printed', [
+    ({'passed': True, 'table': ['check  host  result  detail', 'PASSED: 1 check(s) passed, 0 warning(s), no blocker']},
+     0, 'PASSED: 1 check(s)'),
+    ({'passed': False, 'table': ['check  host  result  detail', 'BLOCKED: 1 blocker(s): reachable on lb2']},
+     1, 'BLOCKED: 1 blocker(s): reachable on lb2'),
+    ({'passed': True, 'table': []}, 2, 'holds no table'),
+])
+def test_precheck_prints_the_table_of_the_report(tmp_path, capsys, report, rc, printed):
+    path = tmp_path / 'pre_deployment_check.json'
+    path.write_text(json.dumps(report))
+    assert ds.main(['precheck', str(path)]) == rc
+    out = capsys.readouterr()
+    assert printed in out.out + out.err
