@@ -130,10 +130,20 @@ def format_phase(record):
     return '\n'.join(lines)
 
 
-def summarize(phases, traffic, tolerance=TOLERANCE_PP):
+CHECKS = ('pre_deployment_check', 'validate_deployment')  # run by canary.yml and full.yml
+
+
+def summarize(phases, traffic, tolerance=TOLERANCE_PP, checks=None):
     """The closing summary and its verdict: a dict with ``passed`` and
-    ``problems`` (one sentence each)."""
+    ``problems`` (one sentence each). ``checks``: name -> check report
+    (pre_deployment_check.json, validate_deployment.json), each must pass."""
     problems = []
+    verdicts = {}
+    for name, report in sorted((checks or {}).items()):
+        table = report.get('table') if isinstance(report.get('table'), list) else []
+        verdicts[name] = table[-1] if table else None
+        if report.get('passed') is not True:
+            problems.append('%s: %s' % (name, verdicts[name] or 'no verdict'))
     seen = [p.get('phase') for p in phases]
     if seen != list(PHASE_TARGETS):
         problems.append('phases run: %s, expected %s' % (', '.join(map(str, seen)) or 'none', ', '.join(PHASE_TARGETS)))
@@ -161,6 +171,7 @@ def summarize(phases, traffic, tolerance=TOLERANCE_PP):
         'problems': problems,
         'tolerance_pp': tolerance,
         'phases': rows,
+        'checks': verdicts,
         'traffic': {
             'total_requests': traffic.get('total_requests'),
             'failed_requests': failed,
@@ -179,6 +190,8 @@ def format_summary(summary):
         lines.append('    %-9s %-9s %7s%% %9s%% %8ss%s' % (
             row['phase'], row['verdict'], row['target_pct'], '?' if share is None else '%.2f' % share,
             row['duration_s'], '' if row['within_tolerance'] else '  <- off target'))
+    for name, verdict in sorted((summary.get('checks') or {}).items()):
+        lines.append('    %s: %s' % (name, verdict))
     t = summary['traffic']
     lines.append('    background traffic: %s requests, %s failed' % (t['total_requests'], t['failed_requests']))
     for version, d in t['versions'].items():
@@ -196,6 +209,9 @@ def format_summary(summary):
 def check(summary):
     """Problems with a written summary (empty when it says the demo passed)."""
     problems = list(summary.get('problems') or [])
+    missing = sorted(set(CHECKS) - set(summary.get('checks') or {}))
+    if missing:
+        problems.append('no %s table: the phases did not run it' % ', '.join(missing))
     if summary.get('passed') is not True and not problems:
         problems.append('the summary does not say the demo passed')
     if summary.get('passed') is True and problems:
@@ -227,11 +243,11 @@ def cmd_phase(args):
     return 0
 
 
-def cmd_precheck(args):
-    report = load_json(args.report, 'pre-deployment check report')
+def cmd_table(args):
+    report = load_json(args.report, 'check report')
     if not isinstance(report.get('table'), list) or not report['table']:
         raise DemoError('%s holds no table' % args.report)
-    print('    pre-deployment check (run by canary.yml first):')
+    print('    %s:' % args.title)
     for line in report['table']:
         print('      %s' % line)
     return 0 if report.get('passed') is True else 1
@@ -239,7 +255,9 @@ def cmd_precheck(args):
 
 def cmd_summary(args):
     phases = [load_json(path, 'phase record') for path in args.phase_files]
-    summary = summarize(phases, load_json(args.traffic, 'traffic report'))
+    checks = dict((os.path.basename(path)[:-len('.json')], load_json(path, 'check report'))
+                  for path in args.check or [])
+    summary = summarize(phases, load_json(args.traffic, 'traffic report'), checks=checks)
     _write(args.out, summary)
     print(format_summary(summary))
     return 0 if summary['passed'] else 1
@@ -263,12 +281,15 @@ def main(argv=None):
     p.add_argument('--probe', required=True, help='trafficgen probe --report-json file')
     p.add_argument('--out', required=True)
     p.set_defaults(func=cmd_phase)
-    q = sub.add_parser('precheck', help='print the table of a pre_deployment_check.json report')
+    q = sub.add_parser('table', help='print the table of a check report (pre_deployment_check.json, '
+                                     'validate_deployment.json)')
     q.add_argument('report')
-    q.set_defaults(func=cmd_precheck)
+    q.add_argument('--title', required=True)
+    q.set_defaults(func=cmd_table)
     s = sub.add_parser('summary', help='the closing summary')
     s.add_argument('--traffic', required=True, help='trafficgen load --report-json file')
     s.add_argument('--out', required=True)
+    s.add_argument('--check', action='append', help='a check report that must have passed (repeatable)')
     s.add_argument('phase_files', nargs='+')
     s.set_defaults(func=cmd_summary)
     c = sub.add_parser('check', help='exit non-zero unless a summary says passed')

@@ -255,10 +255,35 @@ def report(hosts, expected_hosts, now, thresholds):
     """Every row (silent hosts first), the blockers, and the verdict. ``hosts``: host -> raw."""
     readings = sorted((r for host in hosts for r in readings_of(host, hosts[host] or {})),
                       key=lambda r: (CHECKS.index(r['check']), r['host']))
-    rows = silent_hosts(hosts, expected_hosts) + [evaluate(r, now, thresholds) for r in readings]
+    return verdict(silent_hosts(hosts, expected_hosts) + [evaluate(r, now, thresholds) for r in readings])
+
+
+def verdict(rows):
+    """The rows, their blockers (status fail), the count of each status, and whether none blocks."""
     blockers = [r for r in rows if r['status'] == FAIL]
     counts = dict((s, sum(1 for r in rows if r['status'] == s)) for s in (PASS, FAIL, WARN, SKIP))
     return {'rows': rows, 'blockers': blockers, 'passed': not blockers, 'counts': counts}
+
+
+def raw_problem(hosts, keys):
+    """A clear message for the first malformed host record (``hosts``: host -> raw readings), or None."""
+    for host, raw in hosts.items():
+        if raw is not None and not isinstance(raw, dict):
+            return 'hosts[%s]: must be a dict of registered results, got %s' % (host, type(raw).__name__)
+        for key, value in (raw or {}).items():
+            if key not in keys:
+                return 'hosts[%s]: unknown reading %r (known: %s)' % (host, key, ', '.join(keys))
+            if not isinstance(value, dict):
+                return 'hosts[%s][%s]: must be a registered result (a dict), got %s' % (host, key,
+                                                                                       type(value).__name__)
+    return None
+
+
+def module_result(result):
+    """What a checks module returns: the rows, blockers, verdict, table and its last line as msg."""
+    lines = table(result)
+    return dict(changed=False, rows=result['rows'], blockers=result['blockers'], passed=result['passed'],
+                table=lines, msg=lines[-1])
 
 
 def table(result):

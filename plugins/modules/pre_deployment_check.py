@@ -121,15 +121,9 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils import pr
 
 def check_params(params):
     """A clear message for the first bad parameter, or None."""
-    for host, raw in params['hosts'].items():
-        if not isinstance(raw, dict) and raw is not None:
-            return 'hosts[%s]: must be a dict of registered results, got %s' % (host, type(raw).__name__)
-        for key, value in (raw or {}).items():
-            if key not in precheck.RAW_KEYS:
-                return 'hosts[%s]: unknown reading %r (known: %s)' % (host, key, ', '.join(precheck.RAW_KEYS))
-            if not isinstance(value, dict):
-                return 'hosts[%s][%s]: must be a registered result (a dict), got %s' % (host, key,
-                                                                                       type(value).__name__)
+    problem = precheck.raw_problem(params['hosts'], precheck.RAW_KEYS)
+    if problem:
+        return problem
     if params['cert_days'] < 0:
         return 'cert_days must be 0 or more, got %d' % params['cert_days']
     if not 0 <= params['min_free_percent'] < 100:
@@ -158,9 +152,7 @@ def main():
     thresholds = dict((k, params[k]) for k in ('cert_days', 'min_free_percent', 'max_lag_bytes',
                                                'backup_max_age_hours'))
     result = precheck.report(params['hosts'], params['expected_hosts'], time.time(), thresholds)
-    lines = precheck.table(result)
-    out = dict(changed=False, rows=result['rows'], blockers=result['blockers'], passed=result['passed'],
-               table=lines, msg=lines[-1])
+    out = precheck.module_result(result)
     if not result['passed'] and params['fail_on_blocker']:
         module.fail_json(**out)
     module.exit_json(**out)

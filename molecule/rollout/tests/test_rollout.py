@@ -116,6 +116,14 @@ def test_canary_extended_full_shift_exact_sticky_shares_without_errors():
 
         rc, out = playbook('full.yml', '-e', 'release_version=2.0.0')
         assert rc == 0, out
+        # once promoted, the post-deployment validation: smoke tests through both balancers, slot health
+        # (no data tier in this lab: the rows are a warning)
+        text = flat(out)
+        for row in ('smoke match lb1 PASS top offer smoke-best as labelled, answered by 2.0.0',
+                    'feedback lb2 PASS accepted by 2.0.0', 'slot health app1 PASS', 'slot health app2 PASS',
+                    'rows replicated lb1 via data-tier WARN no postgresql group in the inventory'):
+            assert row in text, out
+        assert 'PASSED: 6 check(s) passed, 2 warning(s), no blocker' in text, out
         assert list(probe(2000)['versions']) == ['2.0.0']
         report = latest_report()
         assert report['verdict'] == 'promoted' and report['split_after']['stable_version'] == '2.0.0'

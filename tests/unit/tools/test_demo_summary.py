@@ -61,21 +61,36 @@ def _mutate(index, **changes):
     ([], TRAFFIC_OK, ["phases run: none, expected canary, extended, full"]),
 ])
 def test_summarize(phases, traffic, problems):
-    summary = ds.summarize(phases, traffic)
+    summary = ds.summarize(phases, traffic, checks=CHECKS_OK)
     assert summary["problems"] == problems
     assert summary["passed"] is (not problems)
     assert ds.check(summary) == problems
 
 
+CHECKS_OK = {name: {"passed": True, "table": ["check host result detail", "PASSED: 9 check(s) passed"]}
+             for name in ds.CHECKS}
+VERDICTS = {name: "PASSED: 9 check(s) passed" for name in ds.CHECKS}
+
+
 @pytest.mark.parametrize("summary, problems", [
-    ({"passed": True, "problems": []}, []),
-    ({"passed": False, "problems": ["x"]}, ["x"]),
-    ({"passed": False, "problems": []}, ["the summary does not say the demo passed"]),
-    ({}, ["the summary does not say the demo passed"]),
-    ({"passed": True, "problems": ["x"]}, ["x", "the summary says passed but lists problems"]),
+    ({"passed": True, "problems": [], "checks": VERDICTS}, []),
+    ({"passed": False, "problems": ["x"], "checks": VERDICTS}, ["x"]),
+    ({"passed": False, "problems": [], "checks": VERDICTS}, ["the summary does not say the demo passed"]),
+    ({}, ["no pre_deployment_check, validate_deployment table: the phases did not run it"]),
+    ({"passed": True, "problems": ["x"], "checks": VERDICTS}, ["x", "the summary says passed but lists problems"]),
+    ({"passed": True, "problems": [], "checks": {"pre_deployment_check": "PASSED"}},
+     ["no validate_deployment table: the phases did not run it", "the summary says passed but lists problems"]),
 ])
 def test_check(summary, problems):
     assert ds.check(summary) == problems
+
+
+def test_a_check_with_a_blocker_fails_the_summary():
+    checks = dict(CHECKS_OK, validate_deployment={"passed": False, "table": ["BLOCKED: 1 blocker(s): reachable on lb2"]})
+    summary = ds.summarize(good_phases(), TRAFFIC_OK, checks=checks)
+    assert summary["problems"] == ["validate_deployment: BLOCKED: 1 blocker(s): reachable on lb2"]
+    assert summary["checks"]["validate_deployment"] == "BLOCKED: 1 blocker(s): reachable on lb2"
+    assert "validate_deployment: BLOCKED: 1 blocker(s): reachable on lb2" in ds.format_summary(summary)
 
 
 @pytest.mark.parametrize("before, now, contents, expected", [
@@ -141,9 +156,13 @@ def test_cli_end_to_end(tmp_path):
     traffic = tmp_path / "traffic.json"
     traffic.write_text(json.dumps(TRAFFIC_OK))
     summary = tmp_path / "summary.json"
+    for name, report_ in CHECKS_OK.items():
+        (tmp_path / (name + ".json")).write_text(json.dumps(report_))
+        phase_files = ["--check", str(tmp_path / (name + ".json"))] + phase_files
     done = subprocess.run([sys.executable, str(SCRIPT), "summary", "--traffic", str(traffic), "--out", str(summary)]
                           + phase_files, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "validate_deployment: PASSED: 9 check(s) passed" in done.stdout
     assert json.loads(summary.read_text())["passed"] is True
     assert subprocess.run([sys.executable, str(SCRIPT), "check", str(summary)], check=False).returncode == 0
     # a failed run: the summary command and the check both exit non-zero, naming the problem
@@ -166,9 +185,9 @@ def test_cli_end_to_end(tmp_path):
      1, 'BLOCKED: 1 blocker(s): reachable on lb2'),
     ({'passed': True, 'table': []}, 2, 'holds no table'),
 ])
-def test_precheck_prints_the_table_of_the_report(tmp_path, capsys, report, rc, printed):
+def test_table_prints_the_table_of_a_check_report(tmp_path, capsys, report, rc, printed):
     path = tmp_path / 'pre_deployment_check.json'
     path.write_text(json.dumps(report))
-    assert ds.main(['precheck', str(path)]) == rc
+    assert ds.main(['table', str(path), '--title', 'pre-deployment check']) == rc
     out = capsys.readouterr()
     assert printed in out.out + out.err
