@@ -56,7 +56,7 @@ options:
   live_versions:
     description:
       - The versions that may answer (the stable one, and the candidate while it takes traffic). Empty when no
-        balancer could be read: then every answer is a blocker.
+        balancer could be read, and then every answer is a blocker.
     type: list
     elements: str
     required: true
