@@ -45,8 +45,8 @@ def split_state(info):
     if info.get('drift'):
         return FAIL, 'drift: %s; run playbooks/rollback.yml' % info.get('drift_reason')
     state = info.get('state') or {}
-    return PASS, 'live file at generation %s, %s %% on the candidate' % (info.get('generation'),
-                                                                        state.get('percent', 0))
+    detail = 'live file at generation %s, %s %% on the candidate' % (info.get('generation'), state.get('percent', 0))
+    return PASS, detail
 
 
 def lease(info):
@@ -274,8 +274,8 @@ def raw_problem(hosts, keys):
             if key not in keys:
                 return 'hosts[%s]: unknown reading %r (known: %s)' % (host, key, ', '.join(keys))
             if not isinstance(value, dict):
-                return 'hosts[%s][%s]: must be a registered result (a dict), got %s' % (host, key,
-                                                                                       type(value).__name__)
+                return 'hosts[%s][%s]: must be a registered result (a dict), got %s' % (
+                    host, key, type(value).__name__)
     return None
 
 

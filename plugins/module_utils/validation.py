@@ -50,8 +50,8 @@ def smoke_match(data, expected_top, live_versions):
     top = matches[0].get('offer_id') if matches and isinstance(matches[0], dict) else None
     version, slot = body.get('version'), body.get('slot')
     if version not in live_versions:
-        return FAIL, 'answered by %s (%s), which is not live (%s)' % (version, slot,
-                                                                    ', '.join(live_versions) or 'no balancer read')
+        live = ', '.join(live_versions) or 'no balancer read'
+        return FAIL, 'answered by %s (%s), which is not live (%s)' % (version, slot, live)
     if top != expected_top:
         return FAIL, 'top offer %s, expected %s (answered by %s, %s)' % (top, expected_top, version, slot)
     return PASS, 'top offer %s as labelled, answered by %s (%s)' % (top, version, slot)
