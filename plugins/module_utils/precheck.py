@@ -279,11 +279,19 @@ def raw_problem(hosts, keys):
     return None
 
 
-def module_result(result):
-    """What a checks module returns: the rows, blockers, verdict, table and its last line as msg."""
+def finish(module, result, fail_on_blocker):
+    """End a checks module: its rows, blockers, verdict, table and verdict line; failed on a blocker if asked."""
     lines = table(result)
-    return dict(changed=False, rows=result['rows'], blockers=result['blockers'], passed=result['passed'],
-                table=lines, msg=lines[-1])
+    out = dict(changed=False, rows=result['rows'], blockers=result['blockers'], passed=result['passed'],
+               table=lines, msg=lines[-1])
+    if not result['passed'] and fail_on_blocker:
+        module.fail_json(**out)
+    module.exit_json(**out)
+
+
+def refuse(module, problem):
+    """End a checks module on a bad parameter: the problem named, nothing judged."""
+    module.fail_json(msg=problem, changed=False, rows=[], blockers=[], passed=False, table=[])
 
 
 def table(result):

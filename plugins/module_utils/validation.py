@@ -15,7 +15,8 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.supersmartmatch.platform.plugins.module_utils.precheck import FAIL, PASS, WARN, verdict
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.precheck import (
+    FAIL, PASS, WARN, silent_hosts, verdict)
 
 CHECKS = ('slot health', 'smoke match', 'feedback', 'rows replicated')
 RAW_KEYS = ('match', 'feedback', 'health', 'rows')
@@ -112,9 +113,7 @@ def rows_replicated(data, ids):
 
 def report(hosts, expected_hosts, run, expected_top, live_versions):
     """Every row (silent hosts first), the blockers and the verdict. ``hosts``: host -> raw readings."""
-    rows = [{'check': 'reachable', 'host': host, 'status': FAIL,
-             'detail': 'no reading: the host did not answer (unreachable, frozen or failed)'}
-            for host in expected_hosts if not hosts.get(host)]
+    rows = silent_hosts(hosts, expected_hosts)
     balancers = sorted(h for h in hosts if isinstance((hosts[h] or {}).get('match'), dict)
                        and not hosts[h]['match'].get('skipped'))
     for host in sorted(hosts):

@@ -132,13 +132,10 @@ def main():
     params = module.params
     problem = check_params(params)
     if problem:
-        module.fail_json(msg=problem, changed=False, rows=[], blockers=[], passed=False, table=[])
+        precheck.refuse(module, problem)
     result = validation.report(params['hosts'], params['expected_hosts'], params['run'], params['expected_top'],
                                params['live_versions'])
-    out = precheck.module_result(result)
-    if not result['passed'] and params['fail_on_blocker']:
-        module.fail_json(**out)
-    module.exit_json(**out)
+    precheck.finish(module, result, params['fail_on_blocker'])
 
 
 if __name__ == '__main__':

@@ -148,14 +148,11 @@ def main():
     params = module.params
     problem = check_params(params)
     if problem:
-        module.fail_json(msg=problem, changed=False, rows=[], blockers=[], passed=False, table=[])
+        precheck.refuse(module, problem)
     thresholds = dict((k, params[k]) for k in ('cert_days', 'min_free_percent', 'max_lag_bytes',
                                                'backup_max_age_hours'))
     result = precheck.report(params['hosts'], params['expected_hosts'], time.time(), thresholds)
-    out = precheck.module_result(result)
-    if not result['passed'] and params['fail_on_blocker']:
-        module.fail_json(**out)
-    module.exit_json(**out)
+    precheck.finish(module, result, params['fail_on_blocker'])
 
 
 if __name__ == '__main__':
