@@ -38,7 +38,7 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils.traffic_s
     validate_service, validate_sides)
 
 PHASES = ('bootstrap', 'canary', 'extended', 'full', 'promoted', 'rollback', 'manual')
-OPERATIONS = ('set', 'rollback', 'promote', 'complete', 'restore')
+OPERATIONS = ('set', 'rollback', 'promote', 'complete', 'restore', 'resize')
 LIVE_KEYS = ('percent', 'stable_backends', 'candidate_backends', 'stable_version', 'candidate_version')
 
 
@@ -98,6 +98,7 @@ def plan_split(params, previous):
     a promotion, back to the side that was stable before it) or ``promote``
     (the candidate, which must already hold 100 %, becomes the stable side) or
     ``complete`` (the current phase passed its hold; traffic does not move)
+    or ``resize`` (new backend lists for both sides, all else kept: scale.yml)
     or ``restore`` (see ``plan_restore``).
     Raises SplitError, naming the problem, when the request cannot be met.
     """
@@ -111,7 +112,7 @@ def plan_split(params, previous):
 
     if operation == 'restore':
         return plan_restore(service, params, previous, sticky_key, sticky_fallback)
-    if operation in ('rollback', 'promote', 'complete'):
+    if operation in ('rollback', 'promote', 'complete', 'resize'):
         if not previous:
             raise SplitError(
                 'service %r has no traffic state on this host (%s): nothing to %s; '
@@ -136,6 +137,12 @@ def plan_split(params, previous):
             if previous.get('phase') != 'promoted':
                 stable, candidate = candidate, stable
             phase, status, percent = 'promoted', 'completed', 0.0
+        elif operation == 'resize':
+            # scale.yml: new backend lists, everything else as it is (share,
+            # phase, status, versions, colours, salt: the cohort stays put)
+            stable['backends'] = parse_backends(params.get('stable'), 'stable')
+            candidate['backends'] = parse_backends(params.get('candidate'), 'candidate')
+            phase, status = previous.get('phase'), previous.get('status')
         else:
             phase = params.get('phase')
             version = params.get('candidate_version')

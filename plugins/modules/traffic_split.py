@@ -65,8 +65,12 @@ options:
       - V(restore) undoes the last change if the run O(run_id) made it, and does nothing
         otherwise. The phase playbooks use it to bring every load balancer back to the
         previous split when one of them fails to move.
+      - V(resize) replaces the backends of both sides with O(stable) and O(candidate) and keeps
+        everything else in the state (share, phase, status, versions, colours, salt), so users
+        stay on their side. C(playbooks/scale.yml) uses it to add and drain application hosts
+        in one atomic step per balancer. It needs a state.
     type: str
-    choices: [set, rollback, promote, complete, restore]
+    choices: [set, rollback, promote, complete, restore, resize]
     default: set
   expected_generation:
     description:
@@ -78,12 +82,13 @@ options:
   stable:
     description:
       - Backends (C(host:port), port in ASCII digits 1-65535) of the stable side.
-        Required with O(operation=set).
+        Required with O(operation=set) and O(operation=resize).
     type: list
     elements: str
   candidate:
     description:
-      - Backends (C(host:port)) of the candidate side. Required with O(operation=set).
+      - Backends (C(host:port)) of the candidate side. Required with O(operation=set) and
+        O(operation=resize).
     type: list
     elements: str
   percent:
@@ -182,6 +187,14 @@ EXAMPLES = r'''
     phase: canary
     salt: 2.0.0
     server_options: max_fails=3 fail_timeout=10s
+    expected_generation: "{{ split_info.generation }}"
+
+- name: Add app3 to both sides, keeping the share, phase and cohort (scale.yml)
+  supersmartmatch.platform.traffic_split:
+    service: supersmartmatch
+    operation: resize
+    stable: [app1:5062, app2:5062, app3:5062]
+    candidate: [app1:5070, app2:5070, app3:5070]
     expected_generation: "{{ split_info.generation }}"
 
 - name: Emergency rollback, from the state file alone
@@ -316,7 +329,8 @@ def argument_spec():
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        required_if=[('operation', 'set', ('stable', 'candidate', 'percent'))],
+        required_if=[('operation', 'set', ('stable', 'candidate', 'percent')),
+                     ('operation', 'resize', ('stable', 'candidate'))],
         supports_check_mode=True,
     )
     params = module.params

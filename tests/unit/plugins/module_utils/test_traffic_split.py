@@ -96,6 +96,52 @@ def test_promote_refused_before_full(percent):
     assert 'cannot be promoted' in str(err.value)
 
 
+RESIZED = dict(service='svc', operation='resize', stable=['app1:5062', 'app2:5062', 'app3:5062'],
+               candidate=['app1:5070', 'app2:5070', 'app3:5070'])
+
+
+@pytest.mark.parametrize('percent, phase', [(5, 'canary'), (25, 'extended'), (100, 'full'), (0, 'bootstrap')])
+def test_resize_changes_the_backends_only(percent, phase):
+    before = state_at(percent, phase)
+    split = ts.plan_split(RESIZED, before)
+    assert split['stable'] == dict(before['stable'], backends=RESIZED['stable'])
+    assert split['candidate'] == dict(before['candidate'], backends=RESIZED['candidate'])
+    for key in ('percent', 'phase', 'status', 'salt', 'sticky_key', 'sticky_fallback', 'keepalive'):
+        assert split[key] == before[key], key
+    # the split_clients block (who goes where) is the same: only the upstreams grow
+    block = [line for line in rd.render_config(split).splitlines() if '%;' in line or '* ' in line]
+    assert block == [line for line in rd.render_config(before).splitlines() if '%;' in line or '* ' in line]
+    assert ('server app3:%s' % ('5070' if percent == 100 else '5062')) in rd.render_config(split)
+
+
+def test_resize_after_a_promotion_keeps_the_previous_release_for_rollback():
+    full = state_at(100, 'full')
+    promoted = st.new_state(full, ts.plan_split(dict(service='svc', operation='promote'), full), 'me', 'r2')
+    swapped = dict(RESIZED, stable=RESIZED['candidate'], candidate=RESIZED['stable'])
+    resized = st.new_state(promoted, ts.plan_split(swapped, promoted), 'me', 'r3')
+    back = ts.plan_split(dict(service='svc', operation='rollback'), resized)
+    assert back['stable']['version'] == '1.0.0'
+    assert back['stable']['backends'] == ['app1:5062', 'app2:5062', 'app3:5062']
+
+
+@pytest.mark.parametrize('params, message', [
+    (dict(RESIZED, percent=5), 'percent cannot be given with operation=resize'),
+    (dict(RESIZED, stable=[]), 'stable must be a non-empty list'),
+    (dict(RESIZED, candidate=['app1:5062']), 'stable and candidate must not share backends: app1:5062'),
+    (dict(RESIZED, keepalive=4), 'keepalive cannot be given with operation=resize'),
+])
+def test_resize_refuses(params, message):
+    with pytest.raises(SplitError) as err:
+        ts.plan_split(params, state_at(5, 'canary'))
+    assert message in str(err.value)
+
+
+def test_resize_needs_a_state():
+    with pytest.raises(SplitError) as err:
+        ts.plan_split(RESIZED, None)
+    assert 'has no traffic state on this host' in str(err.value)
+
+
 def test_rollback_refuses_percent():
     with pytest.raises(SplitError):
         ts.plan_split(dict(service='svc', operation='rollback', percent=5), state_at(5, 'canary'))
@@ -269,6 +315,7 @@ OPERATIONS = [
     dict(operation='promote'),
     dict(operation='restore', run_id='c1'),
     dict(operation='rollback'),
+    dict(operation='resize', stable=['app1:5062'], candidate=['app1:5070']),
 ]
 
 
