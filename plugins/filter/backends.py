@@ -52,14 +52,18 @@ def backends(hosts, hostvars, port):
         raise AnsibleFilterError('backends: port must be a number, got %r' % (port,))
     if not 0 < port < 65536:
         raise AnsibleFilterError('backends: port must be 1-65535, got %d' % port)
+    return ['%s:%d' % (item['address'], port) for item in backend_addresses(hosts, hostvars)]
+
+
+def backend_addresses(hosts, hostvars):
+    """[{'host', 'address'}]: the address the upstreams name each host by."""
     result = []
     for host in hosts or []:
         variables = hostvars[host] if host in hostvars else {}
-        address = variables.get('ssm_backend_address') or host
-        result.append('%s:%d' % (address, port))
+        result.append({'host': host, 'address': variables.get('ssm_backend_address') or host})
     return result
 
 
 class FilterModule(object):
     def filters(self):
-        return {'backends': backends}
+        return {'backends': backends, 'backend_addresses': backend_addresses}

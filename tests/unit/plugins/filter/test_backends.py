@@ -2,7 +2,7 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.supersmartmatch.platform.plugins.filter.backends import backends
+from ansible_collections.supersmartmatch.platform.plugins.filter.backends import backend_addresses, backends
 
 
 @pytest.mark.parametrize('hosts, hostvars, port, expected', [
@@ -22,3 +22,11 @@ def test_backends_rejects_bad_ports(port, message):
     with pytest.raises(AnsibleFilterError) as err:
         backends(['app1'], {}, port)
     assert message in str(err.value)
+
+
+def test_backend_addresses_name_hosts_as_the_upstreams_do():
+    hostvars = {'app1': {'ssm_backend_address': '10.0.0.1'}, 'app2': {}}
+    assert backend_addresses(['app1', 'app2', 'app3'], hostvars) == [
+        {'host': 'app1', 'address': '10.0.0.1'}, {'host': 'app2', 'address': 'app2'},
+        {'host': 'app3', 'address': 'app3'}]
+    assert backends(['app1', 'app2'], hostvars, 5062) == ['10.0.0.1:5062', 'app2:5062']
