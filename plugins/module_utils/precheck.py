@@ -21,7 +21,7 @@ import time
 
 PASS, FAIL, WARN, SKIP = 'pass', 'fail', 'warn', 'skip'
 REDIS_SLOTS = 16384
-CHECKS = ('nginx config', 'split state', 'rollout lease', 'certificate', 'disk space', 'patroni',
+CHECKS = ('nginx config', 'split state', 'rollout lease', 'app fleet', 'certificate', 'disk space', 'patroni',
           'redis cluster', 'prometheus', 'alertmanager', 'backup')
 RAW_KEYS = ('nginx', 'split', 'certificates', 'disk', 'patroni', 'redis', 'ready', 'backup')
 _ENDDATE = re.compile(r'notAfter=([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) (\d{4}) GMT\s*\Z')
@@ -60,6 +60,33 @@ def lease(info):
         return PASS, 'expired lease of %s (free)' % held.get('run_id')
     return FAIL, 'lease held by %s for %s (%s), until %s' % (held.get('holder'), held.get('run_id'),
                                                              held.get('phase'), held.get('expires_at'))
+
+
+def fleet(info, addresses):
+    """The upstreams name exactly the app group's hosts (``addresses``, as the backends filter names them).
+
+    A phase builds its upstreams from the app group: a host the upstreams lack
+    would get stable traffic on a slot where nothing runs, and a host the group
+    lacks would leave the upstreams without a drain. scale.yml does both safely.
+    """
+    if info.get('failed'):
+        return FAIL, 'traffic_split_info failed: %s' % info.get('msg')
+    if not info.get('exists'):
+        return WARN, 'no split state yet (not provisioned by the nginx role?)'
+    state = info.get('state') or {}
+    members = set(backend.rsplit(':', 1)[0] for side in ('stable', 'candidate')
+                  for backend in ((state.get(side) or {}).get('backends') or []))
+    missing = [a for a in addresses if a not in members]
+    extra = sorted(members - set(addresses))
+    problems = []
+    if missing:
+        problems.append('%s in the app group but in no upstream (add with playbooks/scale.yml)' % ', '.join(missing))
+    if extra:
+        problems.append('%s in the upstreams but not in the app group (put it back, then drain it with '
+                        'playbooks/scale.yml -e scale_remove=<host>)' % ', '.join(extra))
+    if problems:
+        return FAIL, '; '.join(problems)
+    return PASS, '%d app host(s) in the upstreams, as in the app group' % len(members)
 
 
 def not_after(text):
@@ -191,6 +218,8 @@ def evaluate(reading, now, thresholds):
         status, detail = split_state(data)
     elif check == 'rollout lease':
         status, detail = lease(data)
+    elif check == 'app fleet':
+        status, detail = fleet(data, thresholds.get('app_addresses') or [])
     elif check == 'certificate':
         status, detail = certificate(data, now, thresholds['cert_days'])
     elif check == 'disk space':
@@ -211,7 +240,7 @@ def evaluate(reading, now, thresholds):
     return {'check': check, 'host': reading['host'], 'status': status, 'detail': detail}
 
 
-def readings_of(host, raw):
+def readings_of(host, raw, fleet_check=False):
     """What one host's plays recorded (``__precheck_raw``) -> its readings ``{check, host, data}``.
 
     ``raw`` holds the registered results: ``nginx`` and ``split`` (balancers), ``certificates``
@@ -227,6 +256,8 @@ def readings_of(host, raw):
     if taken(raw.get('split')):
         out.append({'check': 'split state', 'host': host, 'data': raw['split']})
         out.append({'check': 'rollout lease', 'host': host, 'data': raw['split']})
+        if fleet_check:
+            out.append({'check': 'app fleet', 'host': host, 'data': raw['split']})
     for result in (raw.get('certificates') or {}).get('results') or []:
         if taken(result):
             out.append({'check': 'certificate', 'host': host, 'data': dict(result, path=result.get('item'))})
@@ -253,7 +284,8 @@ def silent_hosts(hosts, expected):
 
 def report(hosts, expected_hosts, now, thresholds):
     """Every row (silent hosts first), the blockers, and the verdict. ``hosts``: host -> raw."""
-    readings = sorted((r for host in hosts for r in readings_of(host, hosts[host] or {})),
+    fleet_check = bool(thresholds.get('app_addresses'))
+    readings = sorted((r for host in hosts for r in readings_of(host, hosts[host] or {}, fleet_check)),
                       key=lambda r: (CHECKS.index(r['check']), r['host']))
     return verdict(silent_hosts(hosts, expected_hosts) + [evaluate(r, now, thresholds) for r in readings])
 

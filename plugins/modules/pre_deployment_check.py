@@ -50,6 +50,15 @@ options:
     type: list
     elements: str
     default: []
+  app_addresses:
+    description:
+      - The app group's hosts as the upstreams name them (the C(supersmartmatch.platform.backends) filter's
+        addresses). Given, every balancer gets an C(app fleet) row, a blocker when its upstreams name other
+        hosts than these (a host added to the group but not by C(playbooks/scale.yml), or one taken out of
+        the group without a drain).
+    type: list
+    elements: str
+    default: []
   cert_days:
     description: A certificate that ends within this many days is a blocker.
     type: int
@@ -139,6 +148,7 @@ def main():
     module = AnsibleModule(argument_spec=dict(
         hosts=dict(type='dict', required=True),
         expected_hosts=dict(type='list', elements='str', default=[]),
+        app_addresses=dict(type='list', elements='str', default=[]),
         cert_days=dict(type='int', default=14),
         min_free_percent=dict(type='float', default=10.0),
         max_lag_bytes=dict(type='int', default=16777216),
@@ -150,7 +160,7 @@ def main():
     if problem:
         precheck.refuse(module, problem)
     thresholds = dict((k, params[k]) for k in ('cert_days', 'min_free_percent', 'max_lag_bytes',
-                                               'backup_max_age_hours'))
+                                               'backup_max_age_hours', 'app_addresses'))
     result = precheck.report(params['hosts'], params['expected_hosts'], time.time(), thresholds)
     precheck.finish(module, result, params['fail_on_blocker'])
 

@@ -106,9 +106,9 @@ def test_canary_extended_full_shift_exact_sticky_shares_without_errors():
         text = flat(out)
         for row in ('nginx config lb1 PASS configuration valid', 'rollout lease lb2 PASS no lease held',
                     'prometheus mon1 PASS Prometheus ready', 'alertmanager mon1 PASS Alertmanager ready',
-                    'disk space app2 PASS'):
+                    'disk space app2 PASS', 'app fleet lb1 PASS 2 app host(s) in the upstreams, as in the app group'):
             assert row in text, out
-        assert 'PASSED: 15 check(s) passed, 0 warning(s), no blocker' in text, out
+        assert 'PASSED: 17 check(s) passed, 0 warning(s), no blocker' in text, out
         at5 = probe()
         assert abs(share(at5, '2.0.0') - 5) <= 1, at5['versions']
         assert probe()['user_versions'] == at5['user_versions'], 'users changed side at a constant percent'
@@ -572,9 +572,9 @@ def test_rollback_with_a_frozen_balancer_names_it_and_moves_the_other():
             rc, pre_out = playbook('pre_deployment_check.yml', '-e', 'pre_check_task_timeout=5')
             text = flat(pre_out)
             assert rc != 0, pre_out
-            for check in ('nginx config', 'split state', 'rollout lease', 'certificate', 'disk space'):
+            for check in ('nginx config', 'split state', 'rollout lease', 'app fleet', 'certificate', 'disk space'):
                 assert '%s lb2 FAIL' % check in text, pre_out
-            assert 'BLOCKED: 5 blocker(s)' in text and 'nginx config lb1 PASS' in text, pre_out
+            assert 'BLOCKED: 6 blocker(s)' in text and 'nginx config lb1 PASS' in text, pre_out
         traffic.assert_no_failures()
     finally:
         subprocess.run(['docker', 'unpause', 'lb2'], check=True)

@@ -190,6 +190,36 @@ def test_a_silent_host_and_a_held_lease_block_and_are_named():
                                     'rollout lease on lb2')
 
 
+def split_of(hosts):
+    return {'exists': True, 'drift': False, 'generation': 3, 'lease': None,
+            'state': {'percent': 5.0, 'stable': {'backends': ['%s:5062' % h for h in hosts]},
+                      'candidate': {'backends': ['%s:5070' % h for h in hosts]}}}
+
+
+@pytest.mark.parametrize('info, addresses, status, words', [
+    (split_of(['app1', 'app2']), ['app1', 'app2'], pc.PASS, '2 app host(s) in the upstreams, as in the app group'),
+    (split_of(['app1', 'app2']), ['app1', 'app2', 'app3'], pc.FAIL,
+     'app3 in the app group but in no upstream (add with playbooks/scale.yml)'),
+    (split_of(['app1', 'app2', 'app3']), ['app1', 'app2'], pc.FAIL,
+     'app3 in the upstreams but not in the app group (put it back, then drain it'),
+    (split_of(['app1']), ['app2'], pc.FAIL, 'app2 in the app group but in no upstream'),
+    ({'exists': False}, ['app1'], pc.WARN, 'no split state yet'),
+    ({'failed': True, 'msg': 'timed out'}, ['app1'], pc.FAIL, 'traffic_split_info failed: timed out'),
+])
+def test_app_fleet(info, addresses, status, words):
+    got = pc.fleet(info, addresses)
+    assert got[0] == status and words in got[1]
+
+
+def test_the_fleet_row_only_with_the_app_group_given():
+    without = pc.report({'lb1': {'split': split_of(['app1'])}}, ['lb1'], NOW, THRESHOLDS)
+    assert [r['check'] for r in without['rows']] == ['split state', 'rollout lease']
+    given = pc.report({'lb1': {'split': split_of(['app1'])}}, ['lb1'], NOW,
+                      dict(THRESHOLDS, app_addresses=['app1', 'app9']))
+    assert [r['check'] for r in given['rows']] == ['split state', 'rollout lease', 'app fleet']
+    assert given['blockers'][0]['detail'].startswith('app9 in the app group but in no upstream')
+
+
 def test_a_reading_of_an_unknown_check_is_a_programming_error():
     with pytest.raises(ValueError):
         pc.evaluate({'check': 'coffee', 'host': 'lb1', 'data': {}}, NOW, THRESHOLDS)
