@@ -19,6 +19,8 @@ import json
 import re
 import time
 
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.scale import upstream_addresses
+
 PASS, FAIL, WARN, SKIP = 'pass', 'fail', 'warn', 'skip'
 REDIS_SLOTS = 16384
 CHECKS = ('nginx config', 'split state', 'rollout lease', 'app fleet', 'certificate', 'disk space', 'patroni',
@@ -74,8 +76,7 @@ def fleet(info, addresses):
     if not info.get('exists'):
         return WARN, 'no split state yet (not provisioned by the nginx role?)'
     state = info.get('state') or {}
-    members = set(backend.rsplit(':', 1)[0] for side in ('stable', 'candidate')
-                  for backend in ((state.get(side) or {}).get('backends') or []))
+    members = upstream_addresses(state)
     missing = [a for a in addresses if a not in members]
     extra = sorted(members - set(addresses))
     problems = []

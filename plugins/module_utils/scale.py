@@ -138,8 +138,10 @@ def fleet_state(states, run_id=None):
             'generations': dict((lb, int(states[lb].get('generation') or 0)) for lb in states)}
 
 
-def _address(backend):
-    return backend.rsplit(':', 1)[0]
+def upstream_addresses(state):
+    """The host addresses a split state's upstreams name, both sides (``host:port`` less the port)."""
+    return set(backend.rsplit(':', 1)[0] for side in ('stable', 'candidate')
+               for backend in (((state or {}).get(side) or {}).get('backends') or []))
 
 
 def slots_for_new_hosts(state, slot_ports):
@@ -180,7 +182,7 @@ def plan(inventory, states, remove=None, min_hosts=3, max_hosts=10, slot_ports=N
         raise ScaleError('scale_remove names %s, not in the app group; nothing was changed'
                          % ', '.join(unknown))
     state = fleet_state(states, run_id)
-    members = set(_address(b) for b in state['stable']['backends'] + state['candidate']['backends'])
+    members = upstream_addresses(state)
     by_address = dict((addr, host) for host, addr in inventory)
     strangers = sorted(addr for addr in members if addr not in by_address)
     if strangers:
@@ -189,7 +191,9 @@ def plan(inventory, states, remove=None, min_hosts=3, max_hosts=10, slot_ports=N
                          % ', '.join(strangers))
     current = [host for host in names if address[host] in members]
     outside = [host for host in names if address[host] not in members and host not in remove]
-    add = outside if only_add is None else [host for host in outside if host in _hosts(only_add, 'only_add')]
+    if only_add is not None:
+        only_add = _hosts(only_add, 'only_add')
+    add = outside if only_add is None else [host for host in outside if host in only_add]
     leaving = [host for host in current if host in remove]
     final = [host for host in names if (host in current or host in add) and host not in remove]
     if not final:
