@@ -196,16 +196,18 @@ def backup(data, now, max_age_hours):
         stanzas = json.loads(data.get('stdout') or '')
     except ValueError:
         return FAIL, 'pgbackrest info gave no JSON'
-    stops = [b.get('timestamp', {}).get('stop') for s in stanzas if isinstance(s, dict)
-             for b in s.get('backup') or [] if isinstance(b, dict)]
-    stops = [s for s in stops if isinstance(s, int)]
-    if not stops:
+    backups = [b for s in stanzas if isinstance(s, dict) for b in s.get('backup') or []
+               if isinstance(b, dict) and isinstance(b.get('timestamp', {}).get('stop'), int)]
+    if not backups:
         return FAIL, 'no backup in the repository'
-    age = (now - max(stops)) / 3600.0
-    latest = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(max(stops)))
+    last = max(backups, key=lambda b: b['timestamp']['stop'])
+    stop = last['timestamp']['stop']
+    age = (now - stop) / 3600.0
+    latest = '%s (%s) ended %s' % (last.get('label', '?'), last.get('type', '?'),
+                                   time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(stop)))
     if age > max_age_hours:
-        return FAIL, 'latest backup ended %s, %.1f h ago (> %s h)' % (latest, age, max_age_hours)
-    return PASS, 'latest backup ended %s, %.1f h ago' % (latest, age)
+        return FAIL, 'latest backup %s, %.1f h ago (> %s h)' % (latest, age, max_age_hours)
+    return PASS, 'latest backup %s, %.1f h ago' % (latest, age)
 
 
 def evaluate(reading, now, thresholds):

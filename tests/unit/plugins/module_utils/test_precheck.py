@@ -107,6 +107,8 @@ def backup_info(*stops):
 
 @pytest.mark.parametrize('data,status,words', [
     ({'rc': 0, 'stdout': backup_info(NOW - 30 * 3600, NOW - 2 * 3600)}, pc.PASS, '2.0 h ago'),
+    # the latest one is named, whatever the order pgBackRest lists them in
+    ({'rc': 0, 'stdout': backup_info(NOW - 2 * 3600, NOW - 30 * 3600)}, pc.PASS, 'backup %d (' % (NOW - 2 * 3600)),
     ({'rc': 0, 'stdout': backup_info(NOW - 30 * 3600)}, pc.FAIL, '30.0 h ago (> 26.0 h)'),
     ({'rc': 0, 'stdout': json.dumps([{'name': 'main', 'backup': []}])}, pc.FAIL, 'no backup in the repository'),
     ({'rc': 0, 'stdout': 'not json'}, pc.FAIL, 'no JSON'),
