@@ -36,6 +36,7 @@ import trafficgen  # noqa: E402  (on the path set by labtools)
 
 BEGIN, END = '<!-- scale:begin -->', '<!-- scale:end -->'
 SPARE = 'app3'
+SPARE_ADDRESS = '172.30.90.23'  # in the lab's subnet, after app1 and app2
 WORK = os.path.join(ROOT, '.work', 'scale')
 TOPOLOGY = os.path.join(WORK, 'topology.yml')
 INVENTORY = os.path.join(WORK, 'inventory.yml')
@@ -52,12 +53,12 @@ def write_lab_files():
     os.makedirs(WORK, exist_ok=True)
     with open(os.path.join(ROOT, 'inventories', 'lab', 'group_vars', 'all.yml')) as handle:
         topology = yaml.safe_load(handle)['lab_topology']
-    spare = {'name': SPARE, 'groups': ['supersmartmatch', 'app'], 'published': []}
+    spare = {'name': SPARE, 'address': SPARE_ADDRESS, 'groups': ['supersmartmatch', 'app'], 'published': []}
     with open(TOPOLOGY, 'w') as handle:
         yaml.safe_dump({'lab_topology': topology + [spare]}, handle)
+    # the lab's group variables (SSH as the deploy user, sudo) apply to the spare as to the others
     inventory = {'all': {'children': {'supersmartmatch': {
-        'vars': {'ansible_connection': 'community.docker.docker', 'ansible_python_interpreter': '/usr/bin/python3'},
-        'children': {'app': {'hosts': {SPARE: {'ansible_host': 'ssm-%s' % SPARE}}}}}}}}
+        'children': {'app': {'hosts': {SPARE: {'ansible_host': SPARE_ADDRESS}}}}}}}}
     with open(INVENTORY, 'w') as handle:
         yaml.safe_dump(inventory, handle)
 
