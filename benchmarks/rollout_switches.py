@@ -6,12 +6,20 @@ runs ROUNDS of:
     canary -> rollback.yml                      (rollback during a canary)
     canary -> extended -> full -> rollback.yml  (rollback after promotion)
 
-once under each LOAD:
+once under each LOAD and over each CONNECTION:
 
 - ``steady``: the lab's steady rate (trafficgen.LAB_STEADY_RATE cases/s, a
   match and its feedback each), what the rollout scenario and the demo send;
 - ``saturating``: 4 clients as fast as they can, which on a 2-core machine
-  takes the CPUs the balancers, the services and Ansible share.
+  takes the CPUs the balancers, the services and Ansible share;
+
+and the connections:
+
+- ``ssh``: the lab's inventory, over SSH as production hosts are reached (the
+  deploy user with sudo, pipelining, ControlPersist);
+- ``docker``: the same hosts through ``docker exec`` as root, how the lab was
+  reached until 2026-12-01 (an extra inventory, .work/lab/docker-exec.yml,
+  overrides the connection), so that both are measured in the same run.
 
 Every canary deploys a release never installed before (2.<n>.0), so a canary's
 time includes a full deployment. Every playbook run is timed end to end
@@ -21,6 +29,7 @@ benchmarks/results/rollout_switches.json and the tables in docs/benchmarks.md
 (between the markers).
 
     scripts/setup && python benchmarks/rollout_switches.py [--rounds 3] [--loads steady,saturating]
+        [--connections ssh,docker]
 
 It brings up a fresh lab (scripts/lab down/up) and provisions it. Traffic goes
 only to 127.0.0.1 (the lab's published ports); every loop is bounded.
@@ -33,7 +42,9 @@ import statistics
 import sys
 import time
 
-from labtools import CLIENT, RESULTS, TARGETS, playbook, prepare_lab, write_section
+import yaml
+
+from labtools import CLIENT, RESULTS, ROOT, TARGETS, playbook, prepare_lab, write_section
 
 import trafficgen  # noqa: E402  (on the path set by labtools)
 
@@ -43,6 +54,8 @@ HOLD = ['-e', 'canary_duration=%d' % HOLD_S, '-e', 'extended_duration=%d' % HOLD
         '-e', 'rollout_gate_interval=1', '-e', '{"rollout_metric_checks": []}']
 BEGIN, END = '<!-- rollout_switches:begin -->', '<!-- rollout_switches:end -->'
 LOADS = {'steady': trafficgen.LAB_STEADY_RATE, 'saturating': None}
+CONNECTIONS = {'ssh': 'SSH', 'docker': 'docker exec'}
+DOCKER_INVENTORY = os.path.join(ROOT, '.work', 'lab', 'docker-exec.yml')
 SEQUENCE = (('canary 0->5 %', 'canary.yml'), ('rollback from canary', 'rollback.yml'),
             ('canary 0->5 %', 'canary.yml'), ('extended 5->25 %', 'extended.yml'),
             ('full 25->100 % + promote', 'full.yml'), ('rollback after full', 'rollback.yml'))
@@ -56,22 +69,44 @@ def load_label(load):
             else 'saturating, 4 clients unbounded')
 
 
-def switch(label, name, load, *extra):
-    """Run one playbook under ``load``; return its record."""
+def column(load, connection):
+    return '%s, %s' % (load, CONNECTIONS[connection])
+
+
+def connection_args(connection):
+    """ansible-playbook's inventory options for ``connection``."""
+    return [] if connection == 'ssh' else ['-i', 'inventories/lab', '-i', DOCKER_INVENTORY]
+
+
+def write_docker_inventory():
+    """The lab's hosts through docker exec as root (overrides the SSH settings of inventories/lab)."""
+    with open(os.path.join(ROOT, 'inventories', 'lab', 'group_vars', 'all.yml')) as handle:
+        topology = yaml.safe_load(handle)['lab_topology']
+    inventory = {'all': {'children': {'supersmartmatch': {
+        'vars': {'ansible_connection': 'community.docker.docker', 'ansible_user': 'root', 'ansible_become': False},
+        'hosts': dict((h['name'], {'ansible_host': 'ssm-%s' % h['name']}) for h in topology)}}}}
+    os.makedirs(os.path.dirname(DOCKER_INVENTORY), exist_ok=True)
+    with open(DOCKER_INVENTORY, 'w') as handle:
+        yaml.safe_dump(inventory, handle)
+
+
+def switch(label, name, load, connection, *extra):
+    """Run one playbook under ``load`` over ``connection``; return its record."""
     runner = trafficgen.LoadRunner(TARGETS, duration=1800, users=2000, concurrency=4, rate=LOADS[load],
                                    **CLIENT).start()
     time.sleep(1.0)
     try:
-        elapsed, _output = playbook(name, *extra)
+        elapsed, _output = playbook(name, *(connection_args(connection) + list(extra)))
     finally:
         time.sleep(1.0)
         report = runner.stop()
     hold = 0 if name == 'rollback.yml' else HOLD_S
-    record = {'switch': label, 'playbook': name, 'load': load, 'wall_s': round(elapsed, 2),
+    record = {'switch': label, 'playbook': name, 'load': load, 'connection': connection,
+              'column': column(load, connection), 'wall_s': round(elapsed, 2),
               'overhead_s': round(elapsed - hold, 2), 'requests': report['total_requests'],
               'failed': report['failed_requests'], 'errors': report['errors']}
-    print('%-11s %-26s %7.2f s  %6d requests  %d failed' % (
-        load, label, elapsed, record['requests'], record['failed']))
+    print('%-24s %-26s %7.2f s  %6d requests  %d failed' % (
+        record['column'], label, elapsed, record['requests'], record['failed']))
     return record
 
 
@@ -82,26 +117,29 @@ def spread(values):
 def summarize(records):
     summary = {'switches': len(records), 'requests': sum(r['requests'] for r in records),
                'failed_requests': sum(r['failed'] for r in records), 'loads': {}}
-    for load in sorted(set(r['load'] for r in records)):
-        summary['loads'][load] = dict(
-            (name, spread([r['overhead_s'] for r in records if r['load'] == load and r['playbook'] == name]))
+    for key in sorted(set(r['column'] for r in records)):
+        summary['loads'][key] = dict(
+            (name, spread([r['overhead_s'] for r in records if r['column'] == key and r['playbook'] == name]))
             for name in TARGETS_S)
     return summary
 
 
 def met(summary):
-    """Every target met under every load that was run, and no request failed."""
+    """Every target met over SSH (the production connection) under every load that was run, and no
+    request failed."""
     return summary['failed_requests'] == 0 and all(
-        s['max'] <= TARGETS_S[name] for per in summary['loads'].values() for name, s in per.items())
+        s['max'] <= TARGETS_S[name] for key, per in summary['loads'].items() if key.endswith(CONNECTIONS['ssh'])
+        for name, s in per.items())
 
 
 def write_doc(result):
     s = result['summary']
     loads = list(s['loads'])
-    lines = ['Measured %s on %s (%d cores), lab of 2 load balancers and 2 application hosts, %d rounds per load; '
-             'every canary deploys a release never installed before. Loads: %s.' % (
+    lines = ['Measured %s on %s (%d cores), lab of 2 load balancers and 2 application hosts, %d rounds per load '
+             'and connection; every canary deploys a release never installed before. Loads: %s. Connections: %s.' % (
                  result['date'], result['machine'], os.cpu_count() or 0, result['rounds'],
-                 '; '.join('%s' % load_label(load) for load in loads)),
+                 '; '.join('%s' % load_label(load) for load in result['load_names']),
+                 '; '.join(CONNECTIONS[c] for c in result['connections'])),
              '',
              '| overhead beyond the hold (min / median / max) | %s | target |' % ' | '.join(loads),
              '|---|%s---|' % ('---|' * len(loads))]
@@ -110,17 +148,19 @@ def write_doc(result):
         cells = ['%.1f / %.1f / %.1f s' % (s['loads'][load][name]['min'], s['loads'][load][name]['median'],
                                            s['loads'][load][name]['max']) for load in loads]
         lines.append('| %s | %s | <= %d s |' % (what, ' | '.join(cells), TARGETS_S[name]))
-    if 'steady' in loads and 'saturating' in loads:
-        ratios = ['%s %.1f x' % (name, s['loads']['saturating'][name]['median'] / s['loads']['steady'][name]['median'])
-                  for name in TARGETS_S if s['loads']['steady'][name]['median'] > 0]
-        lines += ['', 'Saturating over steady, medians of the same run: %s.' % ', '.join(ratios)]
+    for (over, under, what) in ((column('saturating', 'ssh'), column('steady', 'ssh'), 'Saturating over steady (SSH)'),
+                                (column('steady', 'docker'), column('steady', 'ssh'), 'docker exec over SSH (steady)')):
+        if over in loads and under in loads:
+            ratios = ['%s %.1f x' % (name, s['loads'][over][name]['median'] / s['loads'][under][name]['median'])
+                      for name in TARGETS_S if s['loads'][under][name]['median'] > 0]
+            lines += ['', '%s, medians of the same run: %s.' % (what, ', '.join(ratios))]
     lines += ['', 'Failed requests during the %d switches (%d requests): **%d** (target 0).' % (
         s['switches'], s['requests'], s['failed_requests']),
         '',
-        '| round | load | switch | wall time (s) | requests | failed |',
+        '| round | load, connection | switch | wall time (s) | requests | failed |',
         '|---|---|---|---|---|---|']
     for r in result['records']:
-        lines.append('| %d | %s | %s | %.2f | %d | %d |' % (r['round'], r['load'], r['switch'], r['wall_s'],
+        lines.append('| %d | %s | %s | %.2f | %d | %d |' % (r['round'], r['column'], r['switch'], r['wall_s'],
                                                             r['requests'], r['failed']))
     write_section(BEGIN, END, lines)
 
@@ -130,28 +170,34 @@ def main():
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--loads', default='steady,saturating',
                         help='comma-separated, among: %s' % ', '.join(LOADS))
+    parser.add_argument('--connections', default='ssh', help='comma-separated, among: %s' % ', '.join(CONNECTIONS))
     parser.add_argument('--no-setup', action='store_true', help='use the lab as it is (provisioned, 1.0.0 stable)')
     args = parser.parse_args()
     loads = [load.strip() for load in args.loads.split(',') if load.strip()]
-    unknown = [load for load in loads if load not in LOADS]
-    if unknown or not loads or args.rounds < 1:
-        parser.error('--loads takes %s (got %r); --rounds must be >= 1' % (', '.join(LOADS), args.loads))
+    connections = [c.strip() for c in args.connections.split(',') if c.strip()]
+    unknown = [load for load in loads if load not in LOADS] + [c for c in connections if c not in CONNECTIONS]
+    if unknown or not loads or not connections or args.rounds < 1:
+        parser.error('--loads takes %s (got %r), --connections %s (got %r); --rounds must be >= 1' % (
+            ', '.join(LOADS), args.loads, ', '.join(CONNECTIONS), args.connections))
+    write_docker_inventory()
     # one release per canary, never installed before: 2.1.0, 2.2.0, ...
-    versions = ['2.%d.0' % n for n in range(1, 2 * args.rounds * len(loads) + 1)]
+    versions = ['2.%d.0' % n for n in range(1, 2 * args.rounds * len(loads) * len(connections) + 1)]
     prepare_lab(versions, reuse=args.no_setup)
     records, fresh = [], iter(versions)
     for index in range(1, args.rounds + 1):
-        for load in loads:
-            release = None
-            for label, name in SEQUENCE:
-                if name == 'canary.yml':
-                    release = next(fresh)
-                extra = [] if name == 'rollback.yml' else ['-e', 'release_version=%s' % release] + HOLD
-                record = switch(label, name, load, *extra)
-                record['round'] = index
-                records.append(record)
+        for connection in connections:
+            for load in loads:
+                release = None
+                for label, name in SEQUENCE:
+                    if name == 'canary.yml':
+                        release = next(fresh)
+                    extra = [] if name == 'rollback.yml' else ['-e', 'release_version=%s' % release] + HOLD
+                    record = switch(label, name, load, connection, *extra)
+                    record['round'] = index
+                    records.append(record)
     result = {'date': datetime.date.today().isoformat(), 'machine': os.uname().nodename, 'rounds': args.rounds,
-              'loads': dict((load, load_label(load)) for load in loads), 'records': records}
+              'loads': dict((load, load_label(load)) for load in loads), 'load_names': loads,
+              'connections': connections, 'records': records}
     result['summary'] = summarize(records)
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, 'rollout_switches.json'), 'w') as handle:
