@@ -46,7 +46,8 @@ import yaml
 
 from labtools import CLIENT, RESULTS, ROOT, TARGETS, playbook, prepare_lab, write_section
 
-import trafficgen  # noqa: E402  (on the path set by labtools)
+import lab_topology  # noqa: E402  (tools/, on the path set by labtools)
+import trafficgen  # noqa: E402
 
 HOLD_S = 2
 # Short holds on health checks alone: this measures the switches, not the gates.
@@ -80,8 +81,7 @@ def connection_args(connection):
 
 def write_docker_inventory():
     """The lab's hosts through docker exec as root (overrides the SSH settings of inventories/lab)."""
-    with open(os.path.join(ROOT, 'inventories', 'lab', 'group_vars', 'all.yml')) as handle:
-        topology = yaml.safe_load(handle)['lab_topology']
+    topology = lab_topology.lab_settings()['lab_topology']
     inventory = {'all': {'children': {'supersmartmatch': {
         'vars': {'ansible_connection': 'community.docker.docker', 'ansible_user': 'root', 'ansible_become': False},
         'hosts': dict((h['name'], {'ansible_host': 'ssm-%s' % h['name']}) for h in topology)}}}}

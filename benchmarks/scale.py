@@ -32,7 +32,8 @@ import yaml
 
 from labtools import CLIENT, RESULTS, ROOT, TARGETS, build_wheels, playbook, run, write_section
 
-import trafficgen  # noqa: E402  (on the path set by labtools)
+import lab_topology  # noqa: E402  (tools/, on the path set by labtools)
+import trafficgen  # noqa: E402
 
 BEGIN, END = '<!-- scale:begin -->', '<!-- scale:end -->'
 SPARE = 'app3'
@@ -51,8 +52,7 @@ BOUNDS = ['-e', 'scale_min_hosts=2', '-e', 'scale_max_hosts=3']
 def write_lab_files():
     """The lab topology with the spare container, and the inventory that adds it to the app group."""
     os.makedirs(WORK, exist_ok=True)
-    with open(os.path.join(ROOT, 'inventories', 'lab', 'group_vars', 'all.yml')) as handle:
-        topology = yaml.safe_load(handle)['lab_topology']
+    topology = lab_topology.lab_settings()['lab_topology']
     spare = {'name': SPARE, 'address': SPARE_ADDRESS, 'groups': ['supersmartmatch', 'app'], 'published': []}
     with open(TOPOLOGY, 'w') as handle:
         yaml.safe_dump({'lab_topology': topology + [spare]}, handle)

@@ -31,10 +31,15 @@ MAX_LBS = 50
 MAX_APPS = 50
 
 
+def lab_settings():
+    """The default lab's settings (inventories/lab/group_vars/all.yml): lab_topology, lab_subnet, ..."""
+    with open(os.path.join(LAB_INVENTORY, 'group_vars', 'all.yml')) as handle:
+        return yaml.safe_load(handle)
+
+
 def subnet_prefix():
     """'172.30.90.' from the lab's lab_subnet (a /24)."""
-    with open(os.path.join(LAB_INVENTORY, 'group_vars', 'all.yml')) as handle:
-        subnet = yaml.safe_load(handle)['lab_subnet']
+    subnet = lab_settings()['lab_subnet']
     if not subnet.endswith('.0/24'):
         raise SystemExit('lab_topology: lab_subnet must be a /24 ending in .0/24, got %r' % subnet)
     return subnet[:-len('0/24')]
