@@ -46,7 +46,7 @@ def test_canary_extended_full_shift_exact_sticky_shares_without_errors():
                     'rows replicated lb1 via data-tier WARN no postgresql group in the inventory'):
             assert row in text, out
         assert 'PASSED: 6 check(s) passed, 2 warning(s), no blocker' in text, out
-        assert list(probe(2000)['versions']) == ['2.0.0']
+        assert list(probe(1000)['versions']) == ['2.0.0']
         report = latest_report()
         assert report['verdict'] == 'promoted' and report['split_after']['stable_version'] == '2.0.0'
     traffic.assert_no_failures()
@@ -59,7 +59,7 @@ def test_rollback_after_full_returns_everybody_to_the_previous_release():
         rc, out = playbook('rollback.yml')
         STATE['rollback_seconds'] = time.time() - started
         assert rc == 0, out
-        assert list(probe(2000)['versions']) == ['1.0.0']
+        assert list(probe(1000)['versions']) == ['1.0.0']
     traffic.assert_no_failures()
 
 

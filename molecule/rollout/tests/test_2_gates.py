@@ -85,7 +85,7 @@ def test_the_same_release_passes_with_the_judge_off_and_the_webhook_hears_every_
             assert 'latency_p95_vs_stable' not in report['gates']['hold']['summary']
             rc, out = playbook('rollback.yml')
             assert rc == 0, out
-            assert list(probe(2000)['versions']) == ['1.0.0']
+            assert list(probe(1000)['versions']) == ['1.0.0']
         traffic.assert_no_failures()
     finally:
         hook.close()
@@ -113,7 +113,7 @@ def test_prometheus_stopped_during_the_hold_is_an_error_and_rolls_back():
             assert rc != 0
             assert 'canary of 4.2.0 FAILED and was rolled back' in out
             assert 'consecutive errors' in out
-            assert list(probe(2000)['versions']) == ['1.0.0']
+            assert list(probe(1000)['versions']) == ['1.0.0']
         traffic.assert_no_failures()
     finally:
         subprocess.run(['docker', 'exec', 'mon1', 'systemctl', 'start', 'prometheus'], check=True)
@@ -164,7 +164,7 @@ def test_candidate_failing_during_the_hold_is_rolled_back():
     assert 'canary of 3.0.0 FAILED and was rolled back' in out
     assert 'health of app1' in out
     assert lb_state('lb1')['percent'] == 0 and lb_state('lb2')['percent'] == 0
-    assert list(probe(2000)['versions']) == ['1.0.0']
+    assert list(probe(1000)['versions']) == ['1.0.0']
 
 
 def test_all_balancers_move_together():
@@ -181,7 +181,7 @@ def test_all_balancers_move_together():
     for lb in ('lb1', 'lb2'):
         state = lb_state(lb)
         assert state['percent'] == 0 and state['stable']['version'] == '1.0.0', (lb, state['percent'], state['phase'])
-    assert list(probe(2000)['versions']) == ['1.0.0']
+    assert list(probe(1000)['versions']) == ['1.0.0']
 
 
 def test_second_rollout_is_refused_while_one_holds_the_lease():

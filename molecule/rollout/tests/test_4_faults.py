@@ -30,7 +30,7 @@ def test_rollback_works_when_the_candidate_is_dead():
         subprocess.run(['docker', 'exec', app, 'systemctl', 'stop', 'supersmartmatch-green'], check=True)
     rc, out = playbook('rollback.yml')
     assert rc == 0, out
-    assert list(probe(2000)['versions']) == ['1.0.0']
+    assert list(probe(1000)['versions']) == ['1.0.0']
     print('rollback.yml took %.1fs after full' % STATE.get('rollback_seconds', -1))
 
 
@@ -54,7 +54,7 @@ def test_rollback_during_a_hold_aborts_the_hold_at_once_and_frees_the_lease():
         report = latest_report()
         assert report['verdict'] == 'aborted' and report['split_after']['percent'] == 0
         assert lease_of('lb1') is None and lease_of('lb2') is None
-        assert list(probe(2000)['versions']) == ['1.0.0']
+        assert list(probe(1000)['versions']) == ['1.0.0']
     traffic.assert_no_failures()
     # one gate interval (5 s) plus the rollback itself and the verdict play
     assert STATE['abort_seconds'] < 60, STATE['abort_seconds']
@@ -146,4 +146,4 @@ def test_rollback_with_a_frozen_balancer_names_it_and_moves_the_other():
     rc, out = playbook('rollback.yml')
     assert rc == 0, out
     assert lb_state('lb2')['percent'] == 0 and lease_of('lb2') is None
-    assert list(probe(2000)['versions']) == ['1.0.0']
+    assert list(probe(1000)['versions']) == ['1.0.0']

@@ -124,7 +124,7 @@ def test_a_rejected_phase_is_rolled_back_naming_who_rejected_it():
         report = latest_report()
         assert report['verdict'] == 'rolled_back' and report['failures'][0]['step'] == 'rejected'
         assert report['approval']['decision'] == 'rejected' and report['approval']['by'] == 'oncall@test'
-        assert list(probe(2000)['versions']) == ['1.0.0']
+        assert list(probe(1000)['versions']) == ['1.0.0']
     traffic.assert_no_failures()
 
 
