@@ -38,7 +38,11 @@ from ansible_collections.supersmartmatch.platform.plugins.module_utils.traffic_s
     validate_service, validate_sides)
 
 PHASES = ('bootstrap', 'canary', 'extended', 'full', 'promoted', 'rollback', 'manual')
-OPERATIONS = ('set', 'rollback', 'promote', 'complete', 'restore', 'resize')
+STATUSES = ('steady', 'in_progress', 'completed', 'rolled_back')
+OPERATIONS = ('set', 'rollback', 'promote', 'complete', 'restore', 'resize', 'join')
+# what the caller may not give with operation=join: the split comes whole from fleet_split
+JOIN_EXCLUDES = ('stable', 'candidate', 'percent', 'stable_version', 'candidate_version', 'stable_color',
+                 'candidate_color', 'sticky_key', 'sticky_fallback')
 LIVE_KEYS = ('percent', 'stable_backends', 'candidate_backends', 'stable_version', 'candidate_version')
 
 
@@ -90,6 +94,51 @@ def plan_restore(service, params, previous, sticky_key, sticky_fallback):
     return split
 
 
+def plan_join(service, params, previous):
+    """A balancer added to a running fleet takes, whole, the split its peers agree on.
+
+    ``params['fleet_split']`` is that split (the ``state`` traffic_split_info
+    returns on a peer; site.yml decides it with the ``rollout_fleet`` filter):
+    the same sides and backends, share, phase, status, salt and sticky keys,
+    so every user lands on the same side whichever balancer answers. Only a
+    balancer without a state joins: one with a state is already a member.
+    """
+    if previous:
+        raise SplitError('service %r already has a traffic state on this host (generation %d): operation=join is '
+                         'for a balancer that has none; nothing was changed' % (service, generation_of(previous)))
+    given = [k for k in JOIN_EXCLUDES if params.get(k) is not None]
+    if given:
+        raise SplitError('%s cannot be given with operation=join: the split comes whole from fleet_split'
+                         % ', '.join(given))
+    fleet = params.get('fleet_split')
+    if not isinstance(fleet, dict) or not fleet:
+        raise SplitError('operation=join needs fleet_split: the split the other balancers agree on '
+                         '(the state traffic_split_info returns)')
+    check_sides(dict(fleet, service=service), 'join')
+    sides = {}
+    for side in ('stable', 'candidate'):
+        part = fleet[side]
+        sides[side] = {'backends': parse_backends(part.get('backends'), 'fleet_split.%s.backends' % side),
+                       'version': validate_label(part.get('version'), 'fleet_split.%s.version' % side),
+                       'color': validate_label(part.get('color'), 'fleet_split.%s.color' % side)}
+    validate_sides(sides['stable']['backends'], sides['candidate']['backends'])
+    phase, status = fleet.get('phase'), fleet.get('status')
+    if phase not in PHASES:
+        raise SplitError('fleet_split.phase must be one of %s, got %r' % (', '.join(PHASES), phase))
+    if status not in STATUSES:
+        raise SplitError('fleet_split.status must be one of %s, got %r' % (', '.join(STATUSES), status))
+    split = {
+        'service': service, 'operation': 'join', 'percent': parse_percent(fleet.get('percent')),
+        'phase': phase, 'status': status, 'salt': validate_salt(fleet.get('salt')),
+        'sticky_key': validate_nginx_variable(fleet.get('sticky_key') or '$cookie_ssm_uid', 'fleet_split.sticky_key'),
+        'sticky_fallback': validate_nginx_variable(fleet.get('sticky_fallback') or '$remote_addr',
+                                                   'fleet_split.sticky_fallback'),
+        'stable': sides['stable'], 'candidate': sides['candidate'],
+    }
+    split.update(options_from(params, fleet, 'join'))
+    return split
+
+
 def plan_split(params, previous):
     """Turn module parameters and the previous state into the split to apply.
 
@@ -99,7 +148,7 @@ def plan_split(params, previous):
     (the candidate, which must already hold 100 %, becomes the stable side) or
     ``complete`` (the current phase passed its hold; traffic does not move)
     or ``resize`` (new backend lists for both sides, all else kept: scale.yml)
-    or ``restore`` (see ``plan_restore``).
+    or ``restore`` (see ``plan_restore``) or ``join`` (see ``plan_join``).
     Raises SplitError, naming the problem, when the request cannot be met.
     """
     service = validate_service(params.get('service'))
@@ -112,6 +161,8 @@ def plan_split(params, previous):
 
     if operation == 'restore':
         return plan_restore(service, params, previous, sticky_key, sticky_fallback)
+    if operation == 'join':
+        return plan_join(service, params, previous)
     if operation in ('rollback', 'promote', 'complete', 'resize'):
         if not previous:
             raise SplitError(

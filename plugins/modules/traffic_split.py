@@ -69,9 +69,21 @@ options:
         everything else in the state (share, phase, status, versions, colours, salt), so users
         stay on their side. C(playbooks/scale.yml) uses it to add and drain application hosts
         in one atomic step per balancer. It needs a state.
+      - V(join) gives a balancer that has no state the split of the fleet it joins, whole, from
+        O(fleet_split), that is sides and backends, share, phase, status, salt and sticky keys, so every
+        user lands on the same side whichever balancer answers. The nginx role uses it for a
+        balancer added to a running fleet. A balancer that has a state is refused.
     type: str
-    choices: [set, rollback, promote, complete, restore, resize]
+    choices: [set, rollback, promote, complete, restore, resize, join]
     default: set
+  fleet_split:
+    description:
+      - With O(operation=join), and only then, the split the other balancers agree on, that is the C(state)
+        that M(supersmartmatch.platform.traffic_split_info) returns on one of them (keys C(stable),
+        C(candidate) with C(backends), C(version) and C(color), and C(percent), C(phase), C(status),
+        C(salt), C(sticky_key), C(sticky_fallback), C(server_options), C(keepalive)). Every value is
+        validated as the other operations validate it.
+    type: dict
   expected_generation:
     description:
       - The generation of the state this change was planned from. When the state is at another
@@ -320,6 +332,7 @@ def argument_spec():
         history_limit=dict(type='int', default=100),
         run_by=dict(type='str'),
         run_id=dict(type='str'),
+        fleet_split=dict(type='dict'),
     )
     spec.update(SERVICE_ARGUMENT_SPEC)
     spec.update(NGINX_ARGUMENT_SPEC)
@@ -330,7 +343,8 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
         required_if=[('operation', 'set', ('stable', 'candidate', 'percent')),
-                     ('operation', 'resize', ('stable', 'candidate'))],
+                     ('operation', 'resize', ('stable', 'candidate')),
+                     ('operation', 'join', ('fleet_split',))],
         supports_check_mode=True,
     )
     params = module.params

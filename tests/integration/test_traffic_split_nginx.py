@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import run_module
+from conftest import Lab, run_module
 
 USERS = ['u%d' % i for i in range(10000)]
 
@@ -147,3 +147,26 @@ def test_rollout_lock_refuses_second_rollout(nginx_lab):
     assert 'already in progress: lease held by alice@ci (run run-1' in other['msg']
     assert run_module('rollout_lock', dict(args, state='released'))['changed'] is True
     assert run_module('rollout_lock', dict(args, run_id='run-2', holder='bob'))['changed'] is True
+
+
+def test_a_balancer_that_joins_a_running_fleet_sends_every_user_where_the_others_do(nginx_lab, tmp_path):
+    lb1 = nginx_lab
+    bootstrap(lb1)
+    run_module('traffic_split', lb1.args(percent=5, phase='canary'))
+    lb2 = Lab(str(tmp_path / 'lb2'))
+    try:
+        peer = run_module('traffic_split_info', dict(service='svc', config_dir=lb1.config_dir, state_dir=lb1.state_dir))
+        join = dict(service='svc', operation='join', fleet_split=peer['state'], nginx_conf=lb2.conf,
+                    config_dir=lb2.config_dir, state_dir=lb2.state_dir, run_by='pytest')
+        joined = run_module('traffic_split', dict(join, reload=False))
+        assert joined['changed'] is True and joined['generation'] == 1, joined
+        lb2.start()
+        users = USERS[:3000]
+        at_lb1 = lb1.sides(users)
+        assert lb2.sides(users) == at_lb1, 'a user changed side by changing balancer'
+        assert abs(share(at_lb1) - 5) <= 1.5
+        again = run_module('traffic_split', join)
+        assert again.get('failed') and 'already has a traffic state' in again['msg'], again
+        assert lb2.sides(users[:300]) == dict((u, at_lb1[u]) for u in users[:300])
+    finally:
+        lb2.stop()
