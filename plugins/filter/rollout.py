@@ -74,6 +74,14 @@ def rollout_plan(hosts, hostvars, active_hosts, service, ctx, phases, slot_ports
 
 
 @_guard
+def rollout_fleet(hosts, reads, service):
+    """``reads``: the registered loop of traffic_split_info delegated to each balancer (``item`` is the host)."""
+    items = reads.get('results', []) if hasattr(reads, 'get') else list(reads or [])
+    results = dict((str(r.get('item')), dict(r)) for r in items if hasattr(r, 'get'))
+    return rp.fleet_split(service, rp.views_of(list(hosts), results, list(hosts)))
+
+
+@_guard
 def rollout_gate(plan, hold, interval, warmup, metric_checks, prometheus_url, app_hosts, candidate_backends,
                  shifted_at):
     return rp.gate_settings(plan, hold, interval, warmup, metric_checks, prometheus_url, list(app_hosts),
@@ -188,7 +196,7 @@ def rollout_last_report(report_dir):
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, f) for f in (
-            rollout_request_problem, rollout_plan, rollout_gate, rollout_preflight_checks, rollout_shift, rollout_hold_failure,
+            rollout_request_problem, rollout_plan, rollout_fleet, rollout_gate, rollout_preflight_checks, rollout_shift, rollout_hold_failure,
             rollout_verdict_action, rollout_step_failures, rollout_report, rollout_summary, rollout_fail_message,
             rollout_rollback_summary, rollout_failures, rollout_report_html,
             rollout_status, rollout_last_report))

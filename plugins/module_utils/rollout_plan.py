@@ -281,6 +281,73 @@ def plan_phase(service, phase, release, views, phases, slot_ports, run_id, force
 
 
 # --------------------------------------------------------------------------
+# A balancer that joins the fleet (site.yml, the nginx role)
+# --------------------------------------------------------------------------
+
+JOIN_KEYS = ('percent', 'phase', 'status', 'salt', 'sticky_key', 'sticky_fallback', 'server_options', 'keepalive')
+
+
+def fleet_split(service, views):
+    """Where the balancers without a traffic state start, and whether the fleet is new.
+
+    ``views``: one per balancer of the inventory group (``views_of``).
+    Returns ``{'fresh', 'members', 'joining', 'split', 'refused'}``:
+
+    - ``fresh``: True when every balancer answered and none has a state (a new
+      fleet: each starts in the bootstrap state, and the application hosts get
+      the initial release); False when one has a state; None when that cannot
+      be told (a balancer did not answer), and ``refused`` says why.
+    - ``split``: for the ``joining`` balancers of a running fleet, the split the
+      ``members`` agree on (sides with their backends, share, phase, status,
+      salt, sticky keys, options), for ``traffic_split operation=join``.
+    - ``refused``: why the joining balancers cannot start now (nothing is
+      changed): a balancer that does not answer, drift, members that disagree,
+      or a rollout holding the lease.
+    """
+    unknown = [v for v in views if v['status'] != 'ok']
+    members = [v for v in views if v['status'] == 'ok' and v['info'].get('exists')]
+    joining = [v['host'] for v in views if v['status'] == 'ok' and not v['info'].get('exists')]
+    result = {'fresh': not unknown and not members, 'members': [v['host'] for v in members], 'joining': joining,
+              'split': None, 'refused': None}
+    if unknown:
+        if not members:
+            result['fresh'] = None
+        result['refused'] = ('cannot tell where the fleet sends traffic for %s: %s. A balancer joins only the split '
+                             'every other one agrees on; nothing was changed'
+                             % (service, '; '.join('%s is %s (%s)' % (v['host'], v['status'], v.get('msg'))
+                                                   for v in unknown)))
+        return result
+    if not members or not joining:
+        return result
+    drifted = [v for v in members if v['info'].get('drift')]
+    keys = set(traffic_key(v['info']['state']) for v in members)
+    leases = [v for v in members if v['info'].get('lease') and not v['info']['lease'].get('expired')]
+    if drifted:
+        drift = '; '.join('%s (%s)' % (v['host'], v['info'].get('drift_reason')) for v in drifted)
+        result['refused'] = ('%s cannot join: drift on %s. Run playbooks/rollback.yml to repair it, then add the '
+                             'balancer' % (listed(joining), drift))
+    elif len(keys) > 1:
+        splits = '; '.join('%s: %s' % (v['host'], describe_split(v['info']['state'])) for v in members)
+        result['refused'] = ('%s cannot join: the load balancers disagree on where traffic goes: %s. Run '
+                             'playbooks/rollback.yml to bring them together, then add the balancer'
+                             % (listed(joining), splits))
+    elif leases:
+        lease = leases[0]['info']['lease']
+        result['refused'] = ('%s cannot join while a rollout runs: %s holds the rollout lease of %s (run %s, phase %s) '
+                             'until %s. Add the balancer once that phase has ended'
+                             % (listed(joining), lease.get('holder') or 'unknown', service, lease.get('run_id') or '?',
+                                lease.get('phase') or '?', lease.get('expires_at') or '?'))
+    else:
+        state = members[0]['info']['state']
+        split = dict((k, state.get(k)) for k in JOIN_KEYS)
+        for side in ('stable', 'candidate'):
+            part = state.get(side) or {}
+            split[side] = dict((k, part.get(k)) for k in ('backends', 'version', 'color'))
+        result['split'] = split
+    return result
+
+
+# --------------------------------------------------------------------------
 # The gate of the hold
 # --------------------------------------------------------------------------
 

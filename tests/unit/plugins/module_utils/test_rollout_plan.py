@@ -246,3 +246,63 @@ def test_without_delays_keeps_everything_but_initial_delay(checks, expected):
     original = [dict(check) for check in checks or []]
     assert rp.without_delays(checks) == expected
     assert (checks or []) == original  # the caller's checks are left as they were
+
+
+# --------------------------------------------------------------------------
+# fleet_split: where a balancer without a state starts (site.yml, nginx role)
+# --------------------------------------------------------------------------
+
+NEW = info(None, generation=0, exists=False)
+FROZEN = {'host': 'lb3', 'status': 'unreachable', 'msg': 'ssh: connect timed out'}
+
+
+def fleet(*vs):
+    return rp.fleet_split('supersmartmatch', list(vs))
+
+
+def lb(i, x):
+    return {'host': 'lb%d' % i, 'status': 'ok', 'info': x}
+
+
+@pytest.mark.parametrize('vs, fresh, members, joining, joins, refusal', [
+    # a new fleet: every balancer answered, none has a state
+    ([lb(1, NEW), lb(2, NEW)], True, [], ['lb1', 'lb2'], False, None),
+    # a running fleet re-run: nothing joins
+    ([lb(1, info(CANARY_DONE)), lb(2, info(CANARY_DONE))], False, ['lb1', 'lb2'], [], False, None),
+    # a balancer added to a running fleet joins the split the others agree on
+    ([lb(1, info(CANARY_DONE)), lb(2, info(CANARY_DONE)), lb(3, NEW)], False, ['lb1', 'lb2'], ['lb3'], True, None),
+    ([lb(1, NEW), lb(2, info(ROLLED_BACK))], False, ['lb2'], ['lb1'], True, None),
+    # refusals: the joining balancer cannot know where traffic goes
+    ([lb(1, info(CANARY_DONE)), lb(2, info(EXTENDED_DONE)), lb(3, NEW)], False, ['lb1', 'lb2'], ['lb3'], False,
+     'lb3 cannot join: the load balancers disagree on where traffic goes: lb1: 5 % on 2.0.0 (green)'),
+    ([lb(1, info(CANARY_DONE, drift=True, reason='the split file is at generation 4')), lb(2, NEW)], False, ['lb1'],
+     ['lb2'], False, 'lb2 cannot join: drift on lb1 (the split file is at generation 4). Run playbooks/rollback.yml'),
+    ([lb(1, info(CANARY_IN_FLIGHT, lease=LIVE_LEASE)), lb(2, NEW)], False, ['lb1'], ['lb2'], False,
+     'lb2 cannot join while a rollout runs: bob@ctl holds the rollout lease of supersmartmatch (run canary-2.0.0-x, '
+     'phase canary)'),
+    ([lb(1, info(CANARY_DONE, lease=dict(LIVE_LEASE, expired=True))), lb(2, NEW)], False, ['lb1'], ['lb2'], True,
+     None),
+    ([lb(1, info(CANARY_DONE)), lb(2, NEW), FROZEN], False, ['lb1'], ['lb2'], False,
+     'cannot tell where the fleet sends traffic for supersmartmatch: lb3 is unreachable (ssh: connect timed out)'),
+    # nobody can tell whether the fleet is new
+    ([lb(1, NEW), FROZEN], None, [], ['lb1'], False, 'lb3 is unreachable'),
+])
+def test_fleet_split(vs, fresh, members, joining, joins, refusal):
+    result = fleet(*vs)
+    assert (result['fresh'], result['members'], result['joining']) == (fresh, members, joining)
+    assert (result['split'] is not None) == joins
+    if refusal:
+        assert refusal in result['refused']
+    else:
+        assert result['refused'] is None
+
+
+def test_a_joining_balancer_takes_what_decides_where_users_go_and_nothing_else():
+    member = dict(CANARY_DONE, salt='2.0.0', sticky_key='$cookie_ssm_uid', server_options='max_fails=3', keepalive=16,
+                  history=[{'generation': 1}], previous={'percent': 0}, updated_by='alice@ctl')
+    split = fleet(lb(1, info(member)), lb(2, NEW))['split']
+    assert split == {'percent': 5, 'phase': 'canary', 'status': 'completed', 'salt': '2.0.0',
+                     'sticky_key': '$cookie_ssm_uid', 'sticky_fallback': None, 'server_options': 'max_fails=3',
+                     'keepalive': 16, 'stable': member['stable'], 'candidate': member['candidate']}
+    # what the next phase compares: the joined balancer agrees with the member
+    assert rp.traffic_key(split) == rp.traffic_key(member)
