@@ -1,9 +1,13 @@
-"""Scaling the application fleet under traffic (playbooks/scale.yml, issue 10): a third app host
-joins every balancer's upstreams, takes its share of the requests, and leaves them again.
+"""Growing the fleet under traffic, while the canary of 3.0.0 that test_2_gates.py left at 5 % is
+in flight:
 
-It runs while the canary of 3.0.0 that test_2_gates.py left at 5 % is in flight, so the new host
-needs both slots: the stable release and the candidate. The spare container, app3, is in the
-scenario's ``spare`` group only; an extra inventory puts it in ``app``, as a user edits theirs.
+- a third app host (playbooks/scale.yml, issue 10) joins every balancer's upstreams with both
+  slots, the stable release and the candidate, takes its share of the requests, and leaves again;
+- a third load balancer (playbooks/site.yml) joins the canary's split: every user gets the same
+  side through it as through the others.
+
+The spare containers, app3 and lb3, are in the scenario's ``spare`` group only; an extra inventory
+puts them in ``app`` and ``lb``, as a user edits theirs.
 """
 
 import json
@@ -11,7 +15,7 @@ import os
 import subprocess
 
 from rolloutlab import (  # the lab shared by every test file
-    EPHEMERAL, Traffic, lb_state, playbook, probe, share)
+    EPHEMERAL, LB1_ONLY, Traffic, lb_state, playbook, probe, share)
 
 SPARE = 'app3'
 # the scenario has two app hosts: a fleet of 2 or 3 is within these bounds (the defaults are 3 and 10)
@@ -20,11 +24,11 @@ LBS = ('lb1', 'lb2')
 PORTS = {'blue': 5062, 'green': 5070}  # ssm_slot_ports in molecule.yml
 
 
-def with_spare():
-    """The inventory options that add the spare host to the app group (JSON is YAML)."""
-    path = os.path.join(EPHEMERAL, 'scale-inventory.yml')
+def with_spare(group='app', host=SPARE):
+    """The inventory options that add a spare host to ``group`` (JSON is YAML)."""
+    path = os.path.join(EPHEMERAL, 'spare-%s-inventory.yml' % group)
     with open(path, 'w') as handle:
-        json.dump({'all': {'children': {'app': {'hosts': {SPARE: {}}}}}}, handle)
+        json.dump({'all': {'children': {group: {'hosts': {host: {}}}}}}, handle)
     return ['-i', path]
 
 
@@ -83,3 +87,24 @@ def test_a_third_app_host_joins_and_leaves_every_balancer_under_traffic_and_no_u
         left = probe(5000)
         assert left['user_versions'] == users, 'users changed side when a host left'
     traffic.assert_no_failures()
+
+
+LB3 = ['https://127.0.0.1:20443']  # the spare balancer's published port
+
+
+def test_a_balancer_added_during_the_canary_joins_its_split_and_every_user_keeps_their_side():
+    fleet = lb_state('lb1')
+    assert (fleet['phase'], fleet['percent'], fleet['candidate']['version']) == ('canary', 5, '3.0.0'), fleet
+    users = probe(2000, LB1_ONLY)['user_versions']
+    # as a user adds a balancer: in the lb group, site.yml on it alone (every balancer is read)
+    rc, out = playbook('site.yml', '--limit', 'lb3', '-e', 'ssm_initial_version=1.0.0', *with_spare('lb', 'lb3'))
+    assert rc == 0, out
+    joined = lb_state('lb3')
+    for key in ('percent', 'phase', 'status', 'salt', 'stable', 'candidate', 'sticky_key'):
+        assert joined[key] == fleet[key], (key, joined[key], fleet[key])
+    assert joined['history'][-1]['operation'] == 'join'
+    through_lb3 = probe(2000, LB3)
+    assert through_lb3['user_versions'] == users, 'users changed side by changing balancer'
+    assert set(through_lb3['versions']) == {'1.0.0', '3.0.0'}
+    # the fleet the phases see is unchanged (lb3 is in no later test's inventory)
+    assert lb_state('lb1')['generation'] == fleet['generation']
