@@ -5,12 +5,10 @@ Runs the role's preflight task file with ansible-playbook in check mode on a loc
 host (nothing is installed): each bad value must stop there, named in the message.
 """
 import json
-import os
-import subprocess
 import sys
 
 import pytest
-from ansible_run import ROOT, ansible_playbook, link_collection
+from ansible_run import link_collection, run_check
 
 PLAYBOOK = """\
 - name: Apply the preflight of the app role
@@ -39,13 +37,8 @@ def run_preflight(tmp_path, **overrides):
     extra = dict({"app_version": "2.0.0", "app_slot": "green", "app_artifact_src": str(wheel)}, **overrides)
     # -e @file: the values reach the role exactly as written, newlines included
     (tmp_path / "vars.json").write_text(json.dumps(extra), encoding="utf-8")
-    cmd = [ansible_playbook(), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"), "--check",
-           "-e", "@%s" % (tmp_path / "vars.json")]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_REMOTE_TEMP=str(tmp_path / "tmp"))
-    proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=180, check=False)
-    return proc.returncode, " ".join((proc.stdout + proc.stderr).split())
+    rc, out = run_check(tmp_path, tmp_path / "inventory.yml", tmp_path / "play.yml", "-e", "@%s" % (tmp_path / "vars.json"))
+    return rc, " ".join(out.split())
 
 
 def test_good_values_pass(tmp_path):

@@ -7,15 +7,11 @@ local-connection hosts (no containers, nothing installed): the preflight is the
 first thing the role does, and each case must stop there with its message.
 """
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from ansible_run import ansible_playbook, link_collection
+from ansible_run import link_collection, run_check
 
-ROOT = Path(__file__).resolve().parents[3]
 GOOD_PASSWORD = "Sup3rSecretTestPassw0rdXYZ"
 SHORT_PASSWORD = "tooShort123"
 
@@ -53,19 +49,13 @@ def run_role(tmp_path, hosts, password=GOOD_PASSWORD, lb=(), tasks_from=None, ve
     (tmp_path / "inventory.yml").write_text(json.dumps(inventory), encoding="utf-8")
     play = PLAYBOOK_TASKS.format(tasks_from=tasks_from) if tasks_from else PLAYBOOK_MAIN
     (tmp_path / "play.yml").write_text(play + extra_tasks, encoding="utf-8")
-    cmd = [ansible_playbook(), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml"), "--check"]
+    args = []
     if password is not None:
         (tmp_path / "vars.yml").write_text("redis_cluster_password: %s\n" % password, encoding="utf-8")
-        cmd += ["-e", "@%s" % (tmp_path / "vars.yml")]
+        args += ["-e", "@%s" % (tmp_path / "vars.yml")]
     if verbose:
-        cmd.append("-vvv")
-    env = dict(os.environ,
-               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_REMOTE_TEMP=str(tmp_path / "tmp"))
-    proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=180, check=False)
-    return proc.returncode, proc.stdout + proc.stderr
+        args.append("-vvv")
+    return run_check(tmp_path, tmp_path / "inventory.yml", tmp_path / "play.yml", *args)
 
 
 def flat(text):
