@@ -16,9 +16,11 @@ __metaclass__ = type
 
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_common import (
     GateError, ProviderError, fmt, fmt_bound, json_number, parse_bound)
-from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_judge import DIRECTIONS, judge
+from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_judge import (
+    DIRECTIONS, judge, judge_paired, pair_up)
 
-COMPARE_ONLY_KEYS = ('kind', 'confidence', 'direction', 'min_samples', 'step', 'lookback')
+COMPARE_ONLY_KEYS = ('kind', 'confidence', 'direction', 'min_samples', 'step', 'lookback', 'pairing')
+PAIRINGS = ('unpaired', 'paired')
 KINDS = ('threshold', 'compare')
 DEFAULT_CONFIDENCE = 0.98
 DEFAULT_MIN_SAMPLES = 10
@@ -81,18 +83,25 @@ def normalize_compare(item, check, where):
     lookback = parse_bound(item.get('lookback', 0), 'lookback', where)
     if lookback is None or lookback < 0:
         raise GateError('%s: lookback must be >= 0 seconds, got %s' % (where, fmt_bound(lookback)))
+    pairing = item.get('pairing') or 'unpaired'
+    if pairing not in PAIRINGS:
+        raise GateError('%s: pairing must be one of %s, got %r' % (where, ', '.join(PAIRINGS), pairing))
     check.update(kind='compare', direction=direction, confidence=confidence, max_ratio=max_ratio,
-                 min_ratio=min_ratio, min=None, max=None, step=step, lookback=lookback,
+                 min_ratio=min_ratio, min=None, max=None, step=step, lookback=lookback, pairing=pairing,
                  min_samples=_whole(item.get('min_samples', DEFAULT_MIN_SAMPLES), 'min_samples', where, 3))
     return check
 
 
 def compare_threshold_text(check):
-    """``candidate <= 1.1 x stable (Mann-Whitney, 98% confidence, >= 10 samples each)``."""
+    """``candidate <= 1.1 x stable (Mann-Whitney, 98% confidence, >= 10 samples each)``, or with
+    pairing ``(paired, Wilcoxon signed-rank, 98% confidence, >= 10 pairs)``."""
     if check['direction'] == 'higher_is_worse':
         bound = 'candidate <= %s x stable' % fmt_bound(check['max_ratio'])
     else:
         bound = 'candidate >= %s x stable' % fmt_bound(check['min_ratio'])
+    if check.get('pairing') == 'paired':
+        return '%s (paired, Wilcoxon signed-rank, %s%% confidence, >= %d pairs)' % (
+            bound, fmt_bound(check['confidence'] * 100), check['min_samples'])
     return '%s (Mann-Whitney, %s%% confidence, >= %d samples each)' % (
         bound, fmt_bound(check['confidence'] * 100), check['min_samples'])
 
@@ -104,20 +113,42 @@ def _signed(value):
 
 def judgement_text(check, result):
     """The judge's finding in one phrase, naming the samples, the shift and the tolerance."""
+    paired = result.get('paired')
     if result['outcome'] == 'inconclusive':
+        if paired:
+            return 'too few samples: %d instants with a value on both sides (min_samples %d)' % (
+                result['n_candidate'], result['min_samples'])
         return 'too few samples: candidate %d, stable %d (min_samples %d)' % (
             result['n_candidate'], result['n_baseline'], result['min_samples'])
     bound = ('max_ratio %s' % fmt_bound(check['max_ratio']) if check['direction'] == 'higher_is_worse'
              else 'min_ratio %s' % fmt_bound(check['min_ratio']))
     ratio = ('candidate %s x stable' % fmt(result['ratio']) if result['ratio'] is not None
              else 'stable median 0')
-    stats = 'shift %s, %s%% CI [%s, %s], p=%s, %d vs %d samples' % (
-        _signed(result['shift']), fmt_bound(result['confidence'] * 100), _signed(result['ci'][0]),
-        _signed(result['ci'][1]), fmt(result['p_value'], 2), result['n_candidate'], result['n_baseline'])
+    if paired:
+        tolerance = check['max_ratio'] if check['direction'] == 'higher_is_worse' else check['min_ratio']
+        stats = 'paired: candidate - %s x stable %s, %s%% CI [%s, %s], p=%s, %d pairs' % (
+            fmt_bound(tolerance), _signed(result['shift']), fmt_bound(result['confidence'] * 100),
+            _signed(result['ci'][0]), _signed(result['ci'][1]), fmt(result['p_value'], 2), result['n_candidate'])
+    else:
+        stats = 'shift %s, %s%% CI [%s, %s], p=%s, %d vs %d samples' % (
+            _signed(result['shift']), fmt_bound(result['confidence'] * 100), _signed(result['ci'][0]),
+            _signed(result['ci'][1]), fmt(result['p_value'], 2), result['n_candidate'], result['n_baseline'])
     if result['outcome'] == 'failed':
         op = '>' if check['direction'] == 'higher_is_worse' else '<'
         return '%s (%s) %s %s, significant' % (ratio, stats, op, bound)
     return '%s (%s) within %s' % (ratio, stats, bound)
+
+
+def points(series):
+    """``(timestamp, value)`` points of a series read by ``fetch_series``; bare values (a provider
+    without timestamps) are numbered in order, both sides read over the same grid."""
+    return [tuple(point) if isinstance(point, (list, tuple)) else (index, point)
+            for index, point in enumerate(series)]
+
+
+def values(series):
+    """The values of a series read by ``fetch_series`` (points or bare values)."""
+    return [value for _at, value in points(series)]
 
 
 def rounds_from(check):
@@ -151,8 +182,13 @@ def measure_compare(check, fetch_series, window):
     except ProviderError as exc:
         item.update(outcome='error', message=str(exc))
         return item
-    result = judge(candidate, baseline, check['direction'], check.get('max_ratio'), check.get('min_ratio'),
-                   check['confidence'], check['min_samples'])
+    if check.get('pairing') == 'paired':
+        result = judge_paired(pair_up(points(candidate), points(baseline)), check['direction'],
+                              check.get('max_ratio'), check.get('min_ratio'), check['confidence'],
+                              check['min_samples'])
+    else:
+        result = judge(values(candidate), values(baseline), check['direction'], check.get('max_ratio'),
+                       check.get('min_ratio'), check['confidence'], check['min_samples'])
     item.update(outcome=result['outcome'], message=judgement_text(check, result),
                 value=json_number(result.get('ratio')), baseline=json_number(result.get('baseline_median')),
                 judge=dict((key, json_number(value) if isinstance(value, float) else value)

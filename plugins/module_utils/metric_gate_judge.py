@@ -12,7 +12,15 @@
   normal approximation of the U distribution);
 * :func:`judge`: the verdict of one comparison, as Kayenta's Mann-Whitney
   classifier: worse only when the shift is, at ``confidence``, larger than
-  the effect-size tolerance (its whole confidence interval beyond it).
+  the effect-size tolerance (its whole confidence interval beyond it);
+* paired (``judge_paired``): the two sides read at the same instants, the
+  candidate against the tolerated multiple of the stable side at each one
+  (``candidate - max_ratio x stable``), Wilcoxon's signed-rank test
+  (:func:`wilcoxon_signed_rank`, as ``scipy.stats.wilcoxon(d, method='approx',
+  correction=True)``) and the one-sample Hodges-Lehmann interval
+  (:func:`walsh_interval`). Load that both sides share (two releases on the
+  same cores) moves both values of a pair, so it cancels instead of widening
+  the spread of two unpaired samples.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -137,5 +145,99 @@ def judge(candidate, baseline, direction='higher_is_worse', max_ratio=None, min_
         allowed = (min_ratio - 1.0) * abs(center)
         worse = shift['upper'] < allowed
     out.update(allowed_shift=allowed, outcome='failed' if worse else 'passed',
+               reason='worse beyond tolerance' if worse else 'within tolerance')
+    return out
+
+
+def wilcoxon_signed_rank(differences, continuity=True):
+    """Two-sided Wilcoxon signed-rank test that the ``differences`` are centred on 0.
+
+    Zero differences are dropped (Wilcoxon's method), the ranks of the
+    absolute values are mid-ranks, and the normal approximation has the tie
+    and continuity corrections. Returns ``dict(statistic=min(W+, W-),
+    p_value, z, n)`` with ``n`` the non-zero differences; without any, the
+    test has no information (``p_value`` 1).
+    """
+    values = [d for d in differences if d != 0]
+    n = len(values)
+    if not n:
+        return dict(statistic=0.0, p_value=1.0, z=0.0, n=0)
+    ranks, ties = midranks([abs(d) for d in values])
+    w_plus = sum(rank for rank, d in zip(ranks, values) if d > 0)
+    w_minus = n * (n + 1) / 2.0 - w_plus
+    statistic = min(w_plus, w_minus)
+    mean = n * (n + 1) / 4.0
+    variance = n * (n + 1) * (2 * n + 1) / 24.0 - sum(t ** 3 - t for t in ties) / 48.0
+    if variance <= 0:
+        return dict(statistic=statistic, p_value=1.0, z=0.0, n=n)
+    correction = 0.5 * ((statistic > mean) - (statistic < mean)) if continuity else 0.0
+    z = (statistic - mean - correction) / math.sqrt(variance)
+    return dict(statistic=statistic, p_value=min(max(2.0 * normal_sf(abs(z)), 0.0), 1.0), z=z, n=n)
+
+
+def walsh_interval(differences, confidence=0.98):
+    """The centre of ``differences``: the one-sample Hodges-Lehmann estimate and its interval.
+
+    The estimate is the median of the ``M = n(n+1)/2`` Walsh averages
+    ``(d_i + d_j) / 2``, ``i <= j``; the interval at ``confidence`` is
+    ``[A(k), A(M + 1 - k)]`` (sorted, 1-based) with ``k = round(M/2 - z x
+    sigma)``, ``sigma`` the standard deviation of the signed-rank statistic
+    (Hollander and Wolfe); ``k < 1`` gives the whole range.
+    """
+    n = len(differences)
+    if not n:
+        raise ValueError('the differences need at least one value')
+    averages = sorted((differences[i] + differences[j]) / 2.0 for i in range(n) for j in range(i, n))
+    total = len(averages)
+    z = NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
+    sigma = math.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)
+    k = int(math.floor(total / 2.0 - z * sigma + 0.5))
+    k = min(max(k, 1), (total + 1) // 2)
+    return dict(estimate=median(averages), lower=averages[k - 1], upper=averages[total - k],
+                confidence=confidence)
+
+
+def pair_up(candidate, baseline):
+    """The (candidate, baseline) values read at the same instants: ``candidate`` and ``baseline``
+    are ``(timestamp, value)`` points; an instant missing on either side is left out."""
+    stable = dict(baseline)
+    return [(value, stable[at]) for at, value in candidate if at in stable]
+
+
+def judge_paired(pairs, direction='higher_is_worse', max_ratio=None, min_ratio=None, confidence=0.98,
+                 min_samples=10):
+    """The verdict of one paired comparison of ``pairs`` = [(candidate, baseline)] read at the same instants.
+
+    With ``r`` the tolerance (``max_ratio``, or ``min_ratio`` for
+    ``lower_is_worse``), each instant gives ``d = candidate - r x baseline``:
+
+    * fewer than ``min_samples`` pairs: ``inconclusive``;
+    * ``higher_is_worse``: ``failed`` when the whole confidence interval of
+      the centre of ``d`` lies above 0 (the candidate is, at ``confidence``,
+      worse than ``r`` x the stable side at the same instants);
+      ``lower_is_worse``: when it lies below 0;
+    * ``passed`` otherwise.
+
+    Returns the fields of :func:`judge` (``shift``/``ci`` are those of ``d``,
+    ``ratio`` the median of the per-instant ratios, ``n_candidate`` =
+    ``n_baseline`` = the pairs) and ``paired`` True.
+    """
+    n = len(pairs)
+    out = dict(n_candidate=n, n_baseline=n, min_samples=min_samples, confidence=confidence,
+               direction=direction, paired=True)
+    if n < min_samples:
+        out.update(outcome='inconclusive', reason='too few samples')
+        return out
+    tolerance = max_ratio if direction == 'higher_is_worse' else min_ratio
+    differences = [candidate - tolerance * baseline for candidate, baseline in pairs]
+    test = wilcoxon_signed_rank(differences)
+    centre = walsh_interval(differences, confidence)
+    ratios = [candidate / baseline for candidate, baseline in pairs if baseline != 0]
+    out.update(u=test['statistic'], p_value=test['p_value'], shift=centre['estimate'],
+               ci=[centre['lower'], centre['upper']], candidate_median=median([c for c, _b in pairs]),
+               baseline_median=median([b for _c, b in pairs]), ratio=median(ratios) if ratios else None,
+               allowed_shift=0.0)
+    worse = centre['lower'] > 0 if direction == 'higher_is_worse' else centre['upper'] < 0
+    out.update(outcome='failed' if worse else 'passed',
                reason='worse beyond tolerance' if worse else 'within tolerance')
     return out

@@ -230,7 +230,13 @@ def prometheus_range_url(base, query, start, end, step):
 
 
 def extract_prometheus_range(doc):
-    """The values of a ``/api/v1/query_range`` response with at most one series, NaN dropped.
+    """The values of a ``/api/v1/query_range`` response with at most one series, NaN dropped."""
+    return [value for _at, value in extract_prometheus_points(doc)]
+
+
+def extract_prometheus_points(doc):
+    """The ``(timestamp, value)`` points of a ``/api/v1/query_range`` response with at most one
+    series, NaN dropped.
 
     No series gives ``[]``; more than one series, ``status: error`` and
     malformed documents raise ProviderError.
@@ -251,15 +257,20 @@ def extract_prometheus_range(doc):
     points = series.get('values') if isinstance(series, dict) else None
     if not isinstance(points, list):
         raise ProviderError('Prometheus returned a malformed range series: %r' % (series,))
-    values = [_sample_value(point, 'range') for point in points]
-    return [value for value in values if value is not None and not is_nan(value)]
+    read = []
+    for point in points:
+        value = _sample_value(point, 'range')   # checks the point's shape first
+        if value is not None and not is_nan(value):
+            read.append((point[0], value))
+    return read
 
 
 def make_fetch_series(url, fetch_json):
-    """Return ``fetch_series(query, url, start, end, step) -> [float]`` (Prometheus range queries)."""
+    """Return ``fetch_series(query, url, start, end, step) -> [(timestamp, float)]`` (Prometheus
+    range queries: both sides of a comparison are read over the same grid of instants)."""
     default_url = url
 
     def fetch_series(query, url, start, end, step):
-        return extract_prometheus_range(fetch_json(prometheus_range_url(url or default_url, query, start, end, step)))
+        return extract_prometheus_points(fetch_json(prometheus_range_url(url or default_url, query, start, end, step)))
 
     return fetch_series

@@ -198,7 +198,12 @@ options:
         round waits for a warm-up). A compare check's C(initial_delay) opens its window that much
         later too, leaving out, say, a new release's cold start, and counts from the window's
         opening, so the check takes part from C(initial_delay - lookback) seconds after the first
-        round (from the first round when the lookback covers the delay). It needs O(provider=prometheus).
+        round (from the first round when the lookback covers the delay), C(pairing) (V(unpaired), default -
+        the two sides' points as two samples, Mann-Whitney U and the two-sample Hodges-Lehmann shift; or
+        V(paired) - the points read at the same instants on both sides, C(candidate - max_ratio x stable) at
+        each, Wilcoxon's signed-rank test and the one-sample Hodges-Lehmann interval, so load both sides
+        share cancels out; C(min_samples) then counts the instants with a value on both sides). It needs
+        O(provider=prometheus).
     type: list
     elements: dict
     required: true

@@ -235,6 +235,11 @@ def test_extract_prometheus_range(doc, expected):
     assert mg_providers.extract_prometheus_range(doc) == expected
 
 
+def test_extract_prometheus_points_keeps_each_value_s_timestamp():
+    doc = matrix(['0.1', 'NaN', '0.3'])
+    assert mg_providers.extract_prometheus_points(doc) == [(1700000000, 0.1), (1700000060, 0.3)]
+
+
 @pytest.mark.parametrize('doc, message', [
     (matrix(['1'], ['2']), 'range query returned 2 series, expected 1'),
     ({'status': 'error', 'errorType': 'bad_data', 'error': 'bad step'}, 'Prometheus error bad_data: bad step'),
@@ -260,8 +265,9 @@ def test_prometheus_range_url(base, url):
 def test_fetch_series_uses_the_check_url_or_the_gate_url():
     seen = []
     fetch = mg_providers.make_fetch_series('http://prom:9090', lambda url: seen.append(url) or matrix(['1']))
-    assert fetch('up', None, 0, 60, 30) == [1.0]
-    assert fetch('up', 'http://other:9090', 0, 60, 30) == [1.0]
+    # the points with their timestamps: a paired comparison matches the two sides' instants
+    assert fetch('up', None, 0, 60, 30) == [(1700000000, 1.0)]
+    assert fetch('up', 'http://other:9090', 0, 60, 30) == [(1700000000, 1.0)]
     assert [url.split('/api')[0] for url in seen] == ['http://prom:9090', 'http://other:9090']
 
 
