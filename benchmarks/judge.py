@@ -14,7 +14,7 @@ balancers:
    fault). Each must pass; ``rollback.yml`` then puts everybody back on 1.0.0
    for the next one. Target: 0 false rollbacks.
 
-    scripts/setup && python benchmarks/judge.py [--good 20] [--slow 2] [--no-setup]
+    scripts/setup && python benchmarks/judge.py [--good 20] [--slow 2] [--pairing paired] [--no-setup]
 
 It brings up a fresh lab (scripts/lab down/up; Prometheus scraping and
 evaluating every 2 s) unless --no-setup. Writes benchmarks/results/judge.json
@@ -97,6 +97,8 @@ def main():
                              'back before the shift, into the candidate\'s deploy')
     parser.add_argument('--statistic', choices=('p95', 'mean'), default='p95',
                         help='rollout_judge_latency_statistic: the latency statistic the judge compares')
+    parser.add_argument('--pairing', choices=('unpaired', 'paired'), default='unpaired',
+                        help='rollout_judge_pairing: two samples (Mann-Whitney) or the same instants (signed-rank)')
     parser.add_argument('--no-setup', action='store_true', help='use the lab as it is (provisioned, 1.0.0 stable)')
     args = parser.parse_args()
     slow_versions = ['8.9.%d' % k for k in range(1, args.slow + 1)]
@@ -108,7 +110,7 @@ def main():
                  resolution, resolution, args.judge_window))
     base = {'rollout_judge': True, 'rollout_judge_step': args.resolution, 'rollout_gate_interval': args.interval,
             'rollout_gate_warmup': args.warmup, 'rollout_judge_delay': args.delay,
-            'rollout_judge_latency_statistic': args.statistic}
+            'rollout_judge_latency_statistic': args.statistic, 'rollout_judge_pairing': args.pairing}
     check = 'latency_%s_vs_stable' % args.statistic
     target = args.interval + 10
 
@@ -145,7 +147,7 @@ def main():
     summary = {
         'stable_p95_s': p95, 'slow_fault_ms': faults['latency_ms'], 'target_s': target, 'interval_s': args.interval,
         'resolution_s': args.resolution, 'warmup_s': args.warmup, 'statistic': args.statistic,
-        'judge_window_s': args.judge_window, 'delay_s': args.delay, 'hold_s': args.hold,
+        'pairing': args.pairing, 'judge_window_s': args.judge_window, 'delay_s': args.delay, 'hold_s': args.hold,
         'detection_s': {'min': min(detections), 'median': statistics.median(detections), 'max': max(detections)}
         if detections else None,
         'slow_all_rolled_back_by_the_judge': all(r['rolled_back'] and r['by_judge'] for r in slow),
@@ -160,13 +162,13 @@ def main():
     d = summary['detection_s'] or {'min': 0, 'median': 0, 'max': 0}
     lines = ['Measured %s on %s (%d cores): the lab (Prometheus scraping and evaluating every %d s for this run; '
              'cache TTL 60 s), `rollout_gate_warmup` %d s, `rollout_gate_interval` %d s, `rollout_judge: true` (the '
-             '%s of computed answers at most 1.1 x stable, error rate at most 1.5 x stable, 98 %% confidence, >= 10 '
+             '%s of computed answers at most 1.1 x stable, error rate at most 1.5 x stable, %s, 98 %% confidence, >= 10 '
              'points a side, `rollout_judge_step` %d s, `monitoring_judge_window` %d s, `rollout_judge_delay` %d s); '
              'the lab\'s steady load (%g requests/s) through both balancers. The stable release\'s p95 of computed '
              'answers was %.2f ms; the slow release sleeps %.2f ms more per match (40 %% of that p95, far under the '
              '200 ms threshold).' % (
                  result['date'], result['machine'], os.cpu_count() or 0, args.resolution, args.warmup, args.interval,
-                 args.statistic, args.resolution, args.judge_window, args.delay, 2 * trafficgen.LAB_STEADY_RATE, p95 * 1000,
+                 args.statistic, args.pairing, args.resolution, args.judge_window, args.delay, 2 * trafficgen.LAB_STEADY_RATE, p95 * 1000,
                  faults['latency_ms']),
              '',
              '| | result | target |',
