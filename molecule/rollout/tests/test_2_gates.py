@@ -42,10 +42,15 @@ def prometheus_value(query):
 
 
 # The judge (Kayenta-style, opt-in): a release 40 % slower than the stable
-# one at the p95, but far under the absolute 200 ms threshold. The judge's
-# window runs from the traffic shift, one point a second: its first round,
-# 15 s after the shift, already has about 10 points per side.
-JUDGE = ['-e', 'rollout_judge=true', '-e', 'rollout_judge_step=1']
+# one at the p95, but far under the absolute 200 ms threshold. Installing the
+# candidate loads the two cores, and the stable side's p95 with them: the
+# judge's points start 20 s after the traffic shift (rollout_judge_delay), and
+# each covers the 20 s before it (monitoring_judge_window, molecule.yml), so
+# no point reaches back into the deploy. One point a second from there: the
+# round 30 s after the shift has 11 points a side, and the 50 s hold leaves
+# five rounds to decide.
+JUDGE = ['-e', 'rollout_judge=true', '-e', 'rollout_judge_step=1', '-e', 'rollout_judge_delay=20',
+         '-e', 'canary_duration=50']
 
 
 def forty_percent_slower():
