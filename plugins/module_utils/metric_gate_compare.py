@@ -139,18 +139,6 @@ def judgement_text(check, result):
     return '%s (%s) within %s' % (ratio, stats, bound)
 
 
-def points(series):
-    """``(timestamp, value)`` points of a series read by ``fetch_series``; bare values (a provider
-    without timestamps) are numbered in order, both sides read over the same grid."""
-    return [tuple(point) if isinstance(point, (list, tuple)) else (index, point)
-            for index, point in enumerate(series)]
-
-
-def values(series):
-    """The values of a series read by ``fetch_series`` (points or bare values)."""
-    return [value for _at, value in points(series)]
-
-
 def rounds_from(check):
     """Seconds after the gate's first round from which ``check`` takes part in the rounds.
 
@@ -183,11 +171,12 @@ def measure_compare(check, fetch_series, window):
         item.update(outcome='error', message=str(exc))
         return item
     if check.get('pairing') == 'paired':
-        result = judge_paired(pair_up(points(candidate), points(baseline)), check['direction'],
+        result = judge_paired(pair_up(candidate, baseline), check['direction'],
                               check.get('max_ratio'), check.get('min_ratio'), check['confidence'],
                               check['min_samples'])
     else:
-        result = judge(values(candidate), values(baseline), check['direction'], check.get('max_ratio'),
+        result = judge([value for _at, value in candidate], [value for _at, value in baseline], check['direction'],
+                       check.get('max_ratio'),
                        check.get('min_ratio'), check['confidence'], check['min_samples'])
     item.update(outcome=result['outcome'], message=judgement_text(check, result),
                 value=json_number(result.get('ratio')), baseline=json_number(result.get('baseline_median')),

@@ -229,11 +229,6 @@ def prometheus_range_url(base, query, start, end, step):
         [('query', query), ('start', '%.3f' % start), ('end', '%.3f' % end), ('step', '%g' % step)]))
 
 
-def extract_prometheus_range(doc):
-    """The values of a ``/api/v1/query_range`` response with at most one series, NaN dropped."""
-    return [value for _at, value in extract_prometheus_points(doc)]
-
-
 def extract_prometheus_points(doc):
     """The ``(timestamp, value)`` points of a ``/api/v1/query_range`` response with at most one
     series, NaN dropped.

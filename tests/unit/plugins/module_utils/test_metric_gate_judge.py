@@ -192,7 +192,8 @@ def test_compare_defaults_and_threshold_text():
 
 
 class Series(object):
-    """fetch_series fake: per query the samples within [start, end] of a fixed timeline, every ``every`` s."""
+    """fetch_series fake: per query the (timestamp, value) points within [start, end] of a fixed timeline, every
+    ``every`` s."""
 
     def __init__(self, values, every=30.0, error=None, origin=T0):
         self.values, self.every, self.error, self.calls, self.origin = values, every, error, [], origin
@@ -202,7 +203,8 @@ class Series(object):
         if self.error:
             raise self.error
         points = self.values[query]
-        return [value for index, value in enumerate(points) if start <= self.origin + index * self.every <= end]
+        return [(self.origin + index * self.every, value) for index, value in enumerate(points)
+                if start <= self.origin + index * self.every <= end]
 
 
 def run(values, count, **check):

@@ -7,7 +7,6 @@ import pytest
 from scipy import stats
 
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import metric_gate as mg
-from ansible_collections.supersmartmatch.platform.plugins.module_utils import metric_gate_compare as mc
 from ansible_collections.supersmartmatch.platform.plugins.module_utils import metric_gate_judge as judge
 from metric_gate_fakes import FakeTime
 
@@ -189,8 +188,3 @@ def test_paired_gate_catches_a_slower_release_under_shared_load_and_says_how():
     assert message.endswith('> max_ratio 1.1, significant')
     early = result['measurements'][0]['message']
     assert early == 'too few samples: 1 instants with a value on both sides (min_samples 10)'
-
-
-def test_bare_values_pair_in_order():
-    assert mc.points([0.1, 0.2]) == [(0, 0.1), (1, 0.2)]
-    assert mc.points([(5, 0.1)]) == [(5, 0.1)] and mc.values([(5, 0.1), (6, 0.3)]) == [0.1, 0.3]

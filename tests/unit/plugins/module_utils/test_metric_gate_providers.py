@@ -231,8 +231,8 @@ def matrix(*series_values):
     (matrix(), []),
     (matrix([]), []),
 ])
-def test_extract_prometheus_range(doc, expected):
-    assert mg_providers.extract_prometheus_range(doc) == expected
+def test_extract_prometheus_points_values(doc, expected):
+    assert [value for _at, value in mg_providers.extract_prometheus_points(doc)] == expected
 
 
 def test_extract_prometheus_points_keeps_each_value_s_timestamp():
@@ -248,9 +248,9 @@ def test_extract_prometheus_points_keeps_each_value_s_timestamp():
     (matrix(['x']), 'is not a number'),
     ([], 'not a successful JSON object'),
 ])
-def test_extract_prometheus_range_errors(doc, message):
+def test_extract_prometheus_points_errors(doc, message):
     with pytest.raises(mg.ProviderError) as err:
-        mg_providers.extract_prometheus_range(doc)
+        mg_providers.extract_prometheus_points(doc)
     assert message in str(err.value)
 
 
