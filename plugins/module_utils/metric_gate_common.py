@@ -19,7 +19,7 @@ NO_DATA_POLICIES = ('fail', 'pass', 'inconclusive')
 VERDICT_RANK = {'passed': 0, 'inconclusive': 1, 'failed': 2, 'error': 3}
 CHECK_KEYS = ('name', 'query', 'min', 'max', 'baseline_query', 'min_ratio', 'max_ratio', 'url', 'baseline_url',
               'provider', 'on_no_data', 'initial_delay', 'kind', 'confidence', 'direction', 'min_samples', 'step',
-              'lookback', 'pairing')
+              'lookback', 'pairing', 'source', 'quantile')
 PROMETHEUS_PATH = '/api/v1/query'
 MAX_BODY = 16 * 1024 * 1024
 MAX_LISTED_VALUES = 10

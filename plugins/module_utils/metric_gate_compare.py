@@ -8,19 +8,33 @@ Each round reads both series over the window since the gate's start
 ``step`` (default: the gate's interval), and :func:`metric_gate_judge.judge`
 compares them. The window grows with every round, so the latest judgement
 stands for the check (see ``check_verdict``).
+
+With ``source: histogram`` the two queries are histogram bucket selectors:
+each round reads the answers each side gave over the window (one instant
+query, ``sum by (le) (increase(<selector>[<window>s]))`` at its end) and
+:func:`metric_gate_judge.judge_histogram` tests the candidate's ``quantile``
+on them.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_common import (
     GateError, ProviderError, fmt, fmt_bound, json_number, parse_bound)
 from ansible_collections.supersmartmatch.platform.plugins.module_utils.metric_gate_judge import (
-    DIRECTIONS, judge, judge_paired, pair_up)
+    DIRECTIONS, judge, judge_histogram, judge_paired, pair_up)
 
-COMPARE_ONLY_KEYS = ('kind', 'confidence', 'direction', 'min_samples', 'step', 'lookback', 'pairing')
+COMPARE_ONLY_KEYS = ('kind', 'confidence', 'direction', 'min_samples', 'step', 'lookback', 'pairing', 'source',
+                     'quantile')
 PAIRINGS = ('unpaired', 'paired')
+SOURCES = ('points', 'histogram')
+DEFAULT_QUANTILE = 0.95
+# a metric name and optional label matchers, nothing else: the check wraps it in increase(...[Ns])
+SELECTOR = re.compile(r'[a-zA-Z_:][a-zA-Z0-9_:]*(\{(\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*'
+                      r'"(?:[^"\\\n]|\\.)*"\s*,?)*\s*\})?\Z')
 KINDS = ('threshold', 'compare')
 DEFAULT_CONFIDENCE = 0.98
 DEFAULT_MIN_SAMPLES = 10
@@ -86,10 +100,35 @@ def normalize_compare(item, check, where):
     pairing = item.get('pairing') or 'unpaired'
     if pairing not in PAIRINGS:
         raise GateError('%s: pairing must be one of %s, got %r' % (where, ', '.join(PAIRINGS), pairing))
+    source = item.get('source') or 'points'
+    if source not in SOURCES:
+        raise GateError('%s: source must be one of %s, got %r' % (where, ', '.join(SOURCES), source))
+    quantile = item.get('quantile')
+    if source == 'histogram':
+        _histogram_options(check, direction, pairing, where)
+        quantile = parse_bound(DEFAULT_QUANTILE if quantile is None else quantile, 'quantile', where)
+        if not 0 < quantile < 1:
+            raise GateError('%s: quantile must be > 0 and < 1, got %s' % (where, fmt_bound(quantile)))
+    elif quantile is not None:
+        raise GateError('%s: quantile applies to source histogram only' % where)
     check.update(kind='compare', direction=direction, confidence=confidence, max_ratio=max_ratio,
                  min_ratio=min_ratio, min=None, max=None, step=step, lookback=lookback, pairing=pairing,
+                 source=source, quantile=quantile,
                  min_samples=_whole(item.get('min_samples', DEFAULT_MIN_SAMPLES), 'min_samples', where, 3))
     return check
+
+
+def _histogram_options(check, direction, pairing, where):
+    """Refuse what a histogram comparison cannot use: it judges a high quantile of durations."""
+    if direction != 'higher_is_worse':
+        raise GateError('%s: source histogram compares a quantile of durations: direction must be '
+                        'higher_is_worse' % where)
+    if pairing != 'unpaired':
+        raise GateError('%s: source histogram compares the answers of the whole window: no pairing' % where)
+    for key in ('query', 'baseline_query'):
+        if not SELECTOR.match(check[key]):
+            raise GateError('%s: with source histogram, %s must be a histogram bucket selector such as '
+                            'x_bucket{version="1.2.0"}, got %r' % (where, key, check[key]))
 
 
 def compare_threshold_text(check):
@@ -99,6 +138,10 @@ def compare_threshold_text(check):
         bound = 'candidate <= %s x stable' % fmt_bound(check['max_ratio'])
     else:
         bound = 'candidate >= %s x stable' % fmt_bound(check['min_ratio'])
+    if check.get('source') == 'histogram':
+        return 'candidate p%s <= %s x stable (answers, binomial test, %s%% confidence, >= %d answers each)' % (
+            fmt_bound(check['quantile'] * 100), fmt_bound(check['max_ratio']), fmt_bound(check['confidence'] * 100),
+            check['min_samples'])
     if check.get('pairing') == 'paired':
         return '%s (paired, Wilcoxon signed-rank, %s%% confidence, >= %d pairs)' % (
             bound, fmt_bound(check['confidence'] * 100), check['min_samples'])
@@ -114,6 +157,8 @@ def _signed(value):
 def judgement_text(check, result):
     """The judge's finding in one phrase, naming the samples, the shift and the tolerance."""
     paired = result.get('paired')
+    if result.get('histogram'):
+        return _histogram_text(check, result)
     if result['outcome'] == 'inconclusive':
         if paired:
             return 'too few samples: %d instants with a value on both sides (min_samples %d)' % (
@@ -139,6 +184,24 @@ def judgement_text(check, result):
     return '%s (%s) within %s' % (ratio, stats, bound)
 
 
+def _histogram_text(check, result):
+    """``candidate p95 1.21 x stable (0.0012 s vs 0.001 s; 19 of 120 answers above 1.1 x 0.00104 s,
+    6 expected, p=0.0001) > max_ratio 1.1, significant``."""
+    if result['outcome'] == 'inconclusive':
+        return 'too few answers: candidate %d, stable %d (min_samples %d)' % (
+            result['n_candidate'], result['n_baseline'], result['min_samples'])
+    name = 'p%s' % fmt_bound(result['quantile'] * 100)
+    ratio = ('candidate %s %s x stable' % (name, fmt(result['ratio'])) if result['ratio'] is not None
+             else 'candidate %s, stable %s 0' % (name, name))
+    stats = '%s s vs %s s; %d of %d answers above %s x %s s, %s expected, p=%s' % (
+        fmt(result['candidate_quantile']), fmt(result['baseline_quantile']), result['exceeding'],
+        result['n_candidate'], fmt_bound(check['max_ratio']), fmt(result['baseline_bound']),
+        fmt(result['expected'], 3), fmt(result['p_value'], 2))
+    if result['outcome'] == 'failed':
+        return '%s (%s) > max_ratio %s, significant' % (ratio, stats, fmt_bound(check['max_ratio']))
+    return '%s (%s) within max_ratio %s' % (ratio, stats, fmt_bound(check['max_ratio']))
+
+
 def rounds_from(check):
     """Seconds after the gate's first round from which ``check`` takes part in the rounds.
 
@@ -161,14 +224,27 @@ def measure_compare(check, fetch_series, window):
     try:
         if fetch_series is None:
             raise ProviderError('no range query provider')
-        candidate = fetch_series(check['query'], check.get('url'), start, end, step)
+        shape = dict(histogram=True) if check.get('source') == 'histogram' else {}
+        candidate = fetch_series(check['query'], check.get('url'), start, end, step, **shape)
         try:
             baseline = fetch_series(check['baseline_query'], check.get('baseline_url') or check.get('url'),
-                                    start, end, step)
+                                    start, end, step, **shape)
         except ProviderError as exc:
             raise ProviderError('baseline: %s' % exc)
     except ProviderError as exc:
         item.update(outcome='error', message=str(exc))
+        return item
+    if check.get('source') == 'histogram':
+        try:
+            result = judge_histogram(candidate, baseline, check['quantile'], check['max_ratio'],
+                                     check['confidence'], check['min_samples'])
+        except ValueError as exc:
+            item.update(outcome='error', message='not a histogram: %s' % exc)
+            return item
+        item.update(outcome=result['outcome'], message=judgement_text(check, result),
+                    value=json_number(result.get('ratio')), baseline=json_number(result.get('baseline_quantile')),
+                    judge=dict((key, json_number(value) if isinstance(value, float) else value)
+                               for key, value in result.items()))
         return item
     if check.get('pairing') == 'paired':
         result = judge_paired(pair_up(candidate, baseline), check['direction'],

@@ -20,7 +20,15 @@
   correction=True)``) and the one-sample Hodges-Lehmann interval
   (:func:`walsh_interval`). Load that both sides share (two releases on the
   same cores) moves both values of a pair, so it cancels instead of widening
-  the spread of two unpaired samples.
+  the spread of two unpaired samples;
+* on the answers (``judge_histogram``): each side's latency histogram over
+  the window (bucket counts), so the test counts answers rather than points
+  that each summarise a few dozen of them. The stable side's quantile gets an
+  upper confidence bound (order statistics, :func:`histogram_value_at`), and
+  a one-sided binomial test (:func:`binomial_sf`) asks whether more of the
+  candidate's answers than ``1 - quantile`` lie beyond ``max_ratio`` x that
+  bound: when they do, the candidate's quantile is, at ``confidence``, above
+  ``max_ratio`` x the stable side's.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -239,5 +247,147 @@ def judge_paired(pairs, direction='higher_is_worse', max_ratio=None, min_ratio=N
                allowed_shift=0.0)
     worse = centre['lower'] > 0 if direction == 'higher_is_worse' else centre['upper'] < 0
     out.update(outcome='failed' if worse else 'passed',
+               reason='worse beyond tolerance' if worse else 'within tolerance')
+    return out
+
+
+def cumulative_buckets(buckets):
+    """``[(upper bound, cumulative count)]`` sorted by bound, the last one +Inf, counts made non-decreasing;
+    no bucket at all is a histogram without answers.
+
+    ``buckets`` are ``(le, count)`` pairs of a Prometheus histogram (cumulative
+    counts, as ``sum by (le) (increase(x_bucket[w]))`` gives, with their
+    extrapolated fractions); without a +Inf bucket, or with a negative or
+    non-finite count, the histogram is not one: ValueError.
+    """
+    ordered = sorted((float(le), float(count)) for le, count in buckets)
+    if not ordered:   # no series: no answers
+        return [(float('inf'), 0.0)]
+    if ordered[-1][0] != float('inf'):
+        raise ValueError('the histogram has no +Inf bucket')
+    out = []
+    highest = 0.0
+    for le, count in ordered:
+        if math.isnan(count) or math.isinf(count) or count < 0 or math.isnan(le):
+            raise ValueError('bucket le=%s has count %r' % (le, count))
+        if out and out[-1][0] == le:
+            raise ValueError('bucket le=%s appears twice (aggregate the query by le)' % le)
+        highest = max(highest, count)   # increase() extrapolates each bucket on its own
+        out.append((le, highest))
+    return out
+
+
+def histogram_value_at(cumulative, rank):
+    """The value of the answer of 1-based ``rank`` (fractional), interpolated linearly within its bucket
+    as Prometheus' ``histogram_quantile`` does: the first bucket starts at 0 (or at its bound when that
+    is <= 0), a rank in the +Inf bucket gives the highest finite bound. None without answers."""
+    total = cumulative[-1][1]
+    if total <= 0:
+        return None
+    rank = min(max(rank, 0.0), total)
+    below, lower = 0.0, 0.0
+    for index, (le, count) in enumerate(cumulative):
+        if index == 0:
+            lower = min(le, 0.0)
+        if count >= rank and count > below:
+            if le == float('inf'):
+                return cumulative[-2][0] if len(cumulative) > 1 else None
+            return lower + (le - lower) * (rank - below) / (count - below)
+        below, lower = count, le
+    return cumulative[-2][0] if len(cumulative) > 1 else None
+
+
+def histogram_count_above(cumulative, value):
+    """How many answers lie above ``value``, linear within the bucket that holds it; answers in the
+    +Inf bucket count only when ``value`` is below the highest finite bound (else 0: unknown)."""
+    total = cumulative[-1][1]
+    below, lower = 0.0, 0.0
+    for index, (le, count) in enumerate(cumulative):
+        if index == 0:
+            lower = min(le, 0.0)
+        if value < le:
+            if value <= lower:
+                return total - below
+            if le == float('inf'):
+                return 0.0
+            return total - (below + (count - below) * (value - lower) / (le - lower))
+        below, lower = count, le
+    return 0.0
+
+
+def _binomial_tail(first, step, n, p):
+    """The binomial probabilities from ``first`` on, going up (``step`` 1) or down (-1), away from the
+    mode so that the terms shrink: the sum stops when they no longer count."""
+    log_term = (math.lgamma(n + 1) - math.lgamma(first + 1) - math.lgamma(n - first + 1)
+                + first * math.log(p) + (n - first) * math.log1p(-p))
+    term = math.exp(log_term)
+    total = 0.0
+    j = first
+    while 0 <= j <= n:
+        total += term
+        if step > 0:
+            term *= (n - j) / (j + 1.0) * p / (1.0 - p)
+        else:
+            term *= j / (n - j + 1.0) * (1.0 - p) / p
+        j += step
+        if term <= total * 1e-17:
+            break
+    return total
+
+
+def binomial_sf(k, n, p):
+    """P(X >= k) for X ~ Binomial(n, p), summed exactly in log space (no SciPy)."""
+    if k <= 0 or p >= 1:
+        return 1.0
+    if k > n or p <= 0:
+        return 0.0
+    if k > n * p:
+        return min(_binomial_tail(k, 1, n, p), 1.0)
+    return min(max(1.0 - _binomial_tail(k - 1, -1, n, p), 0.0), 1.0)
+
+
+def judge_histogram(candidate, baseline, quantile=0.95, max_ratio=1.1, confidence=0.98, min_samples=10):
+    """The verdict on two latency histograms over the same window: is the candidate's ``quantile``
+    above ``max_ratio`` x the stable side's?
+
+    ``candidate`` and ``baseline`` are ``(le, cumulative count)`` buckets.
+
+    * fewer than ``min_samples`` answers on either side: ``inconclusive``;
+    * the stable side's quantile gets its upper bound at ``confidence``: the
+      value of the answer of rank ``n q + z sqrt(n q (1 - q))`` (order
+      statistics, ``z`` the one-sided normal quantile); ``limit`` is
+      ``max_ratio`` x that bound;
+    * ``k``, the candidate's answers above ``limit`` (rounded down), against
+      ``Binomial(n, 1 - quantile)``: were the candidate's quantile at most the
+      limit, at most a share ``1 - quantile`` of its answers would lie beyond
+      it. ``failed`` when ``P(X >= k) < 1 - confidence``;
+    * ``passed`` otherwise.
+
+    Returns the sample sizes (answers), ``p_value``, both sides' quantiles
+    (``candidate_quantile``, ``baseline_quantile``), their ``ratio``, the
+    stable side's ``baseline_bound``, ``limit``, ``exceeding`` (``k``),
+    ``expected`` (``n (1 - quantile)``) and ``histogram`` True.
+    """
+    cand, base = cumulative_buckets(candidate), cumulative_buckets(baseline)
+    n1, n2 = cand[-1][1], base[-1][1]
+    out = dict(n_candidate=int(n1), n_baseline=int(n2), min_samples=min_samples, confidence=confidence,
+               direction='higher_is_worse', histogram=True, quantile=quantile)
+    if n1 < min_samples or n2 < min_samples:
+        out.update(outcome='inconclusive', reason='too few samples')
+        return out
+    z = NormalDist().inv_cdf(confidence)
+    stable = histogram_value_at(base, n2 * quantile)
+    bound = histogram_value_at(base, n2 * quantile + z * math.sqrt(n2 * quantile * (1.0 - quantile)))
+    mine = histogram_value_at(cand, n1 * quantile)
+    limit = max_ratio * bound
+    exceeding = histogram_count_above(cand, limit)
+    n = int(math.floor(n1))
+    k = min(int(math.floor(exceeding + 1e-9)), n)
+    p_value = binomial_sf(k, n, 1.0 - quantile)
+    worse = p_value < 1.0 - confidence
+    out.update(p_value=p_value, candidate_quantile=mine, baseline_quantile=stable, baseline_bound=bound,
+               limit=limit, exceeding=k, expected=n * (1.0 - quantile),
+               ratio=mine / stable if stable else None,
+               outcome='failed' if worse else 'passed',
                reason='worse beyond tolerance' if worse else 'within tolerance')
     return out

@@ -229,6 +229,19 @@ def prometheus_range_url(base, query, start, end, step):
         [('query', query), ('start', '%.3f' % start), ('end', '%.3f' % end), ('step', '%g' % step)]))
 
 
+def _result_of(doc, result_type, what):
+    """The ``result`` list of a successful Prometheus response of ``result_type``; anything else raises
+    ProviderError (``what`` names the query in the message)."""
+    if not isinstance(doc, dict) or doc.get('status') != 'success':
+        if isinstance(doc, dict) and doc.get('status') == 'error':
+            raise ProviderError('Prometheus error %s: %s' % (doc.get('errorType', 'unknown'), doc.get('error', '')))
+        raise ProviderError('Prometheus %s response is not a successful JSON object' % what)
+    data = doc.get('data')
+    if not isinstance(data, dict) or data.get('resultType') != result_type or not isinstance(data.get('result'), list):
+        raise ProviderError('Prometheus %s response has no %s result' % (what, result_type))
+    return data['result']
+
+
 def extract_prometheus_points(doc):
     """The ``(timestamp, value)`` points of a ``/api/v1/query_range`` response with at most one
     series, NaN dropped.
@@ -236,14 +249,7 @@ def extract_prometheus_points(doc):
     No series gives ``[]``; more than one series, ``status: error`` and
     malformed documents raise ProviderError.
     """
-    if not isinstance(doc, dict) or doc.get('status') != 'success':
-        if isinstance(doc, dict) and doc.get('status') == 'error':
-            raise ProviderError('Prometheus error %s: %s' % (doc.get('errorType', 'unknown'), doc.get('error', '')))
-        raise ProviderError('Prometheus range response is not a successful JSON object')
-    data = doc.get('data')
-    if not isinstance(data, dict) or data.get('resultType') != 'matrix' or not isinstance(data.get('result'), list):
-        raise ProviderError('Prometheus range response has no matrix result')
-    result = data['result']
+    result = _result_of(doc, 'matrix', 'range')
     if not result:
         return []
     if len(result) > 1:
@@ -260,12 +266,46 @@ def extract_prometheus_points(doc):
     return read
 
 
+def extract_prometheus_buckets(doc):
+    """The ``(le, count)`` buckets of a ``/api/v1/query`` response aggregated by ``le``: one series
+    per bucket, each with its ``le`` label. No series gives ``[]``; a series without ``le``, a
+    repeated ``le``, ``status: error`` and malformed documents raise ProviderError."""
+    buckets = {}
+    for series in _result_of(doc, 'vector', 'histogram'):
+        labels = series.get('metric') if isinstance(series, dict) else None
+        le = labels.get('le') if isinstance(labels, dict) else None
+        if le is None:
+            raise ProviderError('histogram query returned a series without an le label: %r' % (labels,))
+        bound = to_number(le, 'bucket bound le')
+        if bound is None or is_nan(bound) or bound in buckets:
+            raise ProviderError('histogram query returned le=%r twice or unreadable (aggregate by le)' % (le,))
+        count = _sample_value(series.get('value'), 'bucket')
+        buckets[bound] = 0.0 if count is None or is_nan(count) else count
+    if buckets and float('inf') not in buckets:
+        raise ProviderError('histogram query returned no le="+Inf" bucket')
+    return sorted(buckets.items())
+
+
+def histogram_window_query(selector, start, end):
+    """``sum by (le) (increase(<selector>[<N>s]))``: the answers of the window ending at ``end``."""
+    return 'sum by (le) (increase(%s[%ds]))' % (selector, max(1, int(round(end - start))))
+
+
 def make_fetch_series(url, fetch_json):
-    """Return ``fetch_series(query, url, start, end, step) -> [(timestamp, float)]`` (Prometheus
-    range queries: both sides of a comparison are read over the same grid of instants)."""
+    """Return ``fetch_series(query, url, start, end, step, histogram=False)``.
+
+    Points: ``[(timestamp, float)]`` from a Prometheus range query (both sides
+    of a comparison are read over the same grid of instants). With
+    ``histogram``, ``query`` is a bucket selector, and the result is the
+    ``[(le, count)]`` answers of the window, one instant query at ``end``.
+    """
     default_url = url
 
-    def fetch_series(query, url, start, end, step):
+    def fetch_series(query, url, start, end, step, histogram=False):
+        if histogram:
+            address = '%s&%s' % (prometheus_query_url(url or default_url, histogram_window_query(query, start, end)),
+                                 urlencode({'time': '%.3f' % end}))
+            return extract_prometheus_buckets(fetch_json(address))
         return extract_prometheus_points(fetch_json(prometheus_range_url(url or default_url, query, start, end, step)))
 
     return fetch_series

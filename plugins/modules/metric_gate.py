@@ -202,8 +202,15 @@ options:
         the two sides' points as two samples, Mann-Whitney U and the two-sample Hodges-Lehmann shift; or
         V(paired) - the points read at the same instants on both sides, C(candidate - max_ratio x stable) at
         each, Wilcoxon's signed-rank test and the one-sample Hodges-Lehmann interval, so load both sides
-        share cancels out; C(min_samples) then counts the instants with a value on both sides). It needs
-        O(provider=prometheus).
+        share cancels out; C(min_samples) then counts the instants with a value on both sides), C(source)
+        (V(points), default - the queries' values over the window, as C(pairing) says; or V(histogram) - the
+        queries are histogram bucket selectors such as C(x_bucket{version="1.2.0"}), each round reads the answers
+        each side gave over the window (one instant query at its end, the C(increase) of each bucket summed by
+        C(le)), and the
+        check fails when, at C(confidence), more of the candidate's answers than C(1 - quantile) lie beyond
+        C(max_ratio) x the upper confidence bound of the stable side's quantile (one-sided binomial test);
+        C(min_samples) then counts answers; V(histogram) needs C(direction=higher_is_worse) and no pairing) and
+        C(quantile) (with V(histogram), > 0 and < 1, default 0.95). It needs O(provider=prometheus).
     type: list
     elements: dict
     required: true
@@ -383,6 +390,14 @@ EXAMPLES = r'''
         direction: higher_is_worse
         max_ratio: 1.1
         confidence: 0.98
+      # the same question on the answers themselves: the candidate's median at most 1.1 x the stable one's
+      - name: p50_vs_stable
+        kind: compare
+        source: histogram
+        quantile: 0.5
+        query: http_request_duration_seconds_bucket{color="green"}
+        baseline_query: http_request_duration_seconds_bucket{color="blue"}
+        max_ratio: 1.1
       - name: precision
         query: avg(ssm_match_precision{color="green"})
         min: 0.94
@@ -482,7 +497,9 @@ measurements:
       checks with a baseline_query), C(outcome) and C(message).
     - A compare check's C(value) is the estimated ratio candidate/stable, C(baseline) the stable
       median, and C(judge) holds the sample sizes, C(u), C(p_value), C(shift), C(ci), both medians,
-      C(ratio) and C(allowed_shift).
+      C(ratio) and C(allowed_shift); with C(source=histogram), C(baseline) is the stable side's quantile and
+      C(judge) holds the answers of each side, C(p_value), C(candidate_quantile), C(baseline_quantile),
+      C(baseline_bound), C(limit), C(exceeding), C(expected) and C(ratio).
   returned: always
   type: list
   elements: dict
