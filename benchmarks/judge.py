@@ -14,7 +14,8 @@ balancers:
    fault). Each must pass; ``rollback.yml`` then puts everybody back on 1.0.0
    for the next one. Target: 0 false rollbacks.
 
-    scripts/setup && python benchmarks/judge.py [--good 20] [--slow 2] [--pairing paired] [--no-setup]
+    scripts/setup && python benchmarks/judge.py [--good 20] [--slow 2] [--pairing paired]
+        [--source histogram [--quantile 0.5]] [--no-setup]
 
 It brings up a fresh lab (scripts/lab down/up; Prometheus scraping and
 evaluating every 2 s) unless --no-setup. Writes benchmarks/results/judge.json
@@ -99,6 +100,10 @@ def main():
                         help='rollout_judge_latency_statistic: the latency statistic the judge compares')
     parser.add_argument('--pairing', choices=('unpaired', 'paired'), default='unpaired',
                         help='rollout_judge_pairing: two samples (Mann-Whitney) or the same instants (signed-rank)')
+    parser.add_argument('--source', choices=('points', 'histogram'), default='points',
+                        help='rollout_judge_latency_source: recorded points, or the answers (histograms)')
+    parser.add_argument('--quantile', type=float, default=0.5,
+                        help='rollout_judge_latency_quantile: the quantile judged with --source histogram')
     parser.add_argument('--no-setup', action='store_true', help='use the lab as it is (provisioned, 1.0.0 stable)')
     args = parser.parse_args()
     slow_versions = ['8.9.%d' % k for k in range(1, args.slow + 1)]
@@ -110,8 +115,12 @@ def main():
                  resolution, resolution, args.judge_window))
     base = {'rollout_judge': True, 'rollout_judge_step': args.resolution, 'rollout_gate_interval': args.interval,
             'rollout_gate_warmup': args.warmup, 'rollout_judge_delay': args.delay,
-            'rollout_judge_latency_statistic': args.statistic, 'rollout_judge_pairing': args.pairing}
-    check = 'latency_%s_vs_stable' % args.statistic
+            'rollout_judge_latency_statistic': args.statistic, 'rollout_judge_pairing': args.pairing,
+            'rollout_judge_latency_source': args.source, 'rollout_judge_latency_quantile': args.quantile}
+    histogram = args.source == 'histogram'
+    check = 'latency_%s_vs_stable' % ('p%g' % (args.quantile * 100) if histogram else args.statistic)
+    method = ('the answers\' histograms (p%g), binomial test' % (args.quantile * 100) if histogram
+              else '%s of the points' % args.pairing)
     target = args.interval + 10
 
     p95 = stable_p95(args.resolution)
@@ -147,7 +156,8 @@ def main():
     summary = {
         'stable_p95_s': p95, 'slow_fault_ms': faults['latency_ms'], 'target_s': target, 'interval_s': args.interval,
         'resolution_s': args.resolution, 'warmup_s': args.warmup, 'statistic': args.statistic,
-        'pairing': args.pairing, 'judge_window_s': args.judge_window, 'delay_s': args.delay, 'hold_s': args.hold,
+        'pairing': args.pairing, 'source': args.source, 'quantile': args.quantile if histogram else None,
+        'judge_window_s': args.judge_window, 'delay_s': args.delay, 'hold_s': args.hold,
         'detection_s': {'min': min(detections), 'median': statistics.median(detections), 'max': max(detections)}
         if detections else None,
         'slow_all_rolled_back_by_the_judge': all(r['rolled_back'] and r['by_judge'] for r in slow),
@@ -163,12 +173,12 @@ def main():
     lines = ['Measured %s on %s (%d cores): the lab (Prometheus scraping and evaluating every %d s for this run; '
              'cache TTL 60 s), `rollout_gate_warmup` %d s, `rollout_gate_interval` %d s, `rollout_judge: true` (the '
              '%s of computed answers at most 1.1 x stable, error rate at most 1.5 x stable, %s, 98 %% confidence, >= 10 '
-             'points a side, `rollout_judge_step` %d s, `monitoring_judge_window` %d s, `rollout_judge_delay` %d s); '
+             'points or answers a side, `rollout_judge_step` %d s, `monitoring_judge_window` %d s, `rollout_judge_delay` %d s); '
              'the lab\'s steady load (%g requests/s) through both balancers. The stable release\'s p95 of computed '
              'answers was %.2f ms; the slow release sleeps %.2f ms more per match (40 %% of that p95, far under the '
              '200 ms threshold).' % (
                  result['date'], result['machine'], os.cpu_count() or 0, args.resolution, args.warmup, args.interval,
-                 args.statistic, args.pairing, args.resolution, args.judge_window, args.delay, 2 * trafficgen.LAB_STEADY_RATE, p95 * 1000,
+                 check[len('latency_'):-len('_vs_stable')], method, args.resolution, args.judge_window, args.delay, 2 * trafficgen.LAB_STEADY_RATE, p95 * 1000,
                  faults['latency_ms']),
              '',
              '| | result | target |',
