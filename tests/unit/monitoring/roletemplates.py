@@ -1,4 +1,5 @@
-"""Render the monitoring role's real templates and run the real Debian tools on them.
+"""Render the monitoring role's real templates and run the real Debian tools on them (the rendering
+helpers take any role: the minio role's template tests use them too).
 
 The templates are rendered with Ansible's own templar from the role's
 defaults and vars (plus per-test overrides), exactly as the template module
@@ -23,21 +24,31 @@ CONTEXT = {
 }
 
 
-def role_vars(**overrides):
+def role_variables(role, context, overrides):
+    """(loader, variables) of the role directory ``role``: its defaults and vars, ``context``, ``overrides``."""
     loader = DataLoader()
     variables = {}
     for name in ("defaults", "vars"):
-        variables.update(loader.load_from_file(str(ROLE / name / "main.yml"), trusted_as_template=True) or {})
-    variables.update(CONTEXT)
+        variables.update(loader.load_from_file(str(Path(role) / name / "main.yml"), trusted_as_template=True) or {})
+    variables.update(context)
     variables.update(overrides)
     return loader, variables
 
 
+def render_role_template(role, template, context, overrides):
+    """Text of ``<role>/templates/<template>`` rendered as the template module does (any role)."""
+    loader, variables = role_variables(role, context, overrides)
+    source = (Path(role) / "templates" / template).read_text()
+    return Templar(loader=loader, variables=variables).template(trust_as_template(source))
+
+
+def role_vars(**overrides):
+    return role_variables(ROLE, CONTEXT, overrides)
+
+
 def render(template, **overrides):
     """Text of roles/monitoring/templates/<template> with the role defaults and ``overrides``."""
-    loader, variables = role_vars(**overrides)
-    source = (ROLE / "templates" / template).read_text()
-    return Templar(loader=loader, variables=variables).template(trust_as_template(source))
+    return render_role_template(ROLE, template, CONTEXT, overrides)
 
 
 def evaluate(expression, **overrides):
