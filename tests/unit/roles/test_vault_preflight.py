@@ -31,9 +31,9 @@ PLAYBOOK_PREFLIGHT = """\
 NODES = ["v1", "v2", "v3"]
 
 
-def run_role(tmp_path, hosts=NODES, extra=None, host_vars=None, main=False):
+def run_role(tmp_path, hosts=None, extra=None, host_vars=None, main=False):
     vault_hosts = {}
-    for index, name in enumerate(hosts, start=1):
+    for index, name in enumerate(NODES if hosts is None else hosts, start=1):
         vault_hosts[name] = dict({"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                                   "vault_bind_address": "10.0.0.%d" % index}, **(host_vars or {}).get(name, {}))
     inventory = {"all": {"children": {"vault": {"hosts": vault_hosts}}}}
