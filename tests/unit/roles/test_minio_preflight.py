@@ -11,7 +11,7 @@ import json
 import sys
 
 import pytest
-from ansible_run import link_collection, run_check
+from ansible_run import link_collection, run_check, run_preflight_cases
 
 PLAYBOOK_MAIN = """\
 - name: Apply the role
@@ -88,31 +88,6 @@ def test_wrong_sha256_refused(tmp_path, binary):
     assert INSTALL_MARK not in out
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"minio_binary_sha256": "abc"}, "minio_binary_sha256 must be the binary's sha256 (64 lower-case hex digits), got 'abc'"),
-    ({"minio_binary_sha256": ""}, "minio_binary_sha256 must be the binary's sha256"),
-    ({"minio_binary_url": "https://mirror.example.net/minio"}, "Give minio_binary_path or minio_binary_url, not both"),
-], ids=["short-sha", "no-sha", "both-sources"])
-def test_bad_binary_settings_refused(tmp_path, binary, extra, message):
-    path, sha = binary
-    rc, out = run_role(tmp_path, role_vars=dict({"minio_binary_path": path, "minio_binary_sha256": sha}, **extra))
-    assert rc != 0, out
-    assert message in flat(out), out
-
-
-def test_url_without_sha_refused(tmp_path):
-    rc, out = run_role(tmp_path, role_vars={"minio_binary_url": "https://mirror.example.net/minio"})
-    assert rc != 0, out
-    assert "minio_binary_sha256 must be the binary's sha256" in flat(out), out
-
-
-def test_plain_http_or_odd_url_refused(tmp_path):
-    for url in ("http://mirror.example.net/minio", "https://mirror.example.net/minio?x=1", "https://a b/minio"):
-        rc, out = run_role(tmp_path, role_vars={"minio_binary_url": url, "minio_binary_sha256": "a" * 64})
-        assert rc != 0, out
-        assert "minio_binary_url must be an https:// URL" in flat(out), out
-
-
 @pytest.mark.parametrize("count", [2, 3])
 def test_two_or_three_nodes_refused(tmp_path, binary, count):
     path, sha = binary
@@ -143,21 +118,17 @@ def test_bad_bucket_names_refused(tmp_path, binary, buckets, bad):
     assert INSTALL_MARK not in out
 
 
-@pytest.mark.parametrize("buckets", [
-    [{"name": "data"}, {"name": "data"}],
-    [{"name": "data", "versioning": "yes"}],
-    [{"name": "data", "encryption": "SSE-KMS"}],
-    [{"name": "data", "encrypt": True}],
-], ids=["duplicate", "versioning-not-bool", "unknown-encryption", "unknown-key"])
-def test_bad_bucket_settings_refused(tmp_path, binary, buckets):
-    path, sha = binary
-    rc, out = run_role(tmp_path, role_vars={"minio_binary_path": path, "minio_binary_sha256": sha, "minio_buckets": buckets},
-                       preflight_only=True)
-    assert rc != 0, out
-    assert "minio_buckets must list distinct buckets" in flat(out), out
-
-
-@pytest.mark.parametrize("extra, message", [
+# A URL instead of the file: the batch's binary path emptied.
+URL = {"minio_binary_path": ""}
+SETTINGS_CASES = [
+    ({"minio_binary_sha256": "abc"}, "minio_binary_sha256 must be the binary's sha256 (64 lower-case hex digits), got 'abc'"),
+    ({"minio_binary_sha256": ""}, "minio_binary_sha256 must be the binary's sha256"),
+    ({"minio_binary_url": "https://mirror.example.net/minio"}, "Give minio_binary_path or minio_binary_url, not both"),
+    (dict(URL, minio_binary_url="https://mirror.example.net/minio", minio_binary_sha256=""),
+     "minio_binary_sha256 must be the binary's sha256"),
+    (dict(URL, minio_binary_url="http://mirror.example.net/minio"), "minio_binary_url must be an https:// URL"),
+    (dict(URL, minio_binary_url="https://mirror.example.net/minio?x=1"), "minio_binary_url must be an https:// URL"),
+    (dict(URL, minio_binary_url="https://a b/minio"), "minio_binary_url must be an https:// URL"),
     ({"minio_volumes": ["relative/disk"]}, "minio_volumes must list at least one distinct absolute path"),
     ({"minio_volumes": ["/srv/minio/../etc"]}, "minio_volumes must list at least one distinct absolute path"),
     ({"minio_volumes": ["/srv/minio disk"]}, "minio_volumes must list at least one distinct absolute path"),
@@ -177,15 +148,42 @@ def test_bad_bucket_settings_refused(tmp_path, binary, buckets):
     ({"minio_secrets_backend": "vault", "minio_vault_url": "https://vault1:8200", "minio_vault_auth_method": "approle"},
      "approle needs minio_vault_role_id and minio_vault_secret_id"),
     ({"minio_node_address": "not-an-ip"}, "minio_node_address must be this node's IPv4 address"),
-], ids=["relative-volume", "dotdot-volume", "space-volume", "duplicate-volume", "distributed-volumes-single",
-        "root-user", "kms-key-name", "node-name", "same-ports", "managed-env", "env-newline", "env-not-minio",
-        "tls-mode", "tls-provided-missing", "backend", "vault-url", "approle", "node-address"])
-def test_bad_settings_refused(tmp_path, binary, extra, message):
-    path, sha = binary
-    rc, out = run_role(tmp_path, role_vars=dict({"minio_binary_path": path, "minio_binary_sha256": sha}, **extra),
-                       preflight_only=True)
-    assert rc != 0, out
-    assert message in flat(out), out
+    ({"minio_buckets": [{"name": "data"}, {"name": "data"}]}, "minio_buckets must list distinct buckets"),
+    ({"minio_buckets": [{"name": "data", "versioning": "yes"}]}, "minio_buckets must list distinct buckets"),
+    ({"minio_buckets": [{"name": "data", "encryption": "SSE-KMS"}]}, "minio_buckets must list distinct buckets"),
+    ({"minio_buckets": [{"name": "data", "encrypt": True}]}, "minio_buckets must list distinct buckets"),
+]
+SETTINGS_IDS = ["short-sha", "no-sha", "both-sources", "url-without-sha", "url-plain-http", "url-query", "url-space",
+                "relative-volume", "dotdot-volume", "space-volume", "duplicate-volume", "distributed-volumes-single",
+                "root-user", "kms-key-name", "node-name", "same-ports", "managed-env", "env-newline", "env-not-minio",
+                "tls-mode", "tls-provided-missing", "backend", "vault-url", "approle", "node-address",
+                "bucket-duplicate", "bucket-versioning-not-bool", "bucket-unknown-encryption", "bucket-unknown-key"]
+
+
+@pytest.fixture(name="refusals", scope="module")
+def refusals_fixture(tmp_path_factory):
+    """Every case of SETTINGS_CASES in one ansible-playbook run (ansible_run.run_preflight_cases), each a
+    single node with the binary given, and last a good node that must pass beside them: what each case's
+    node was refused with. The controller directories are the batch's own."""
+    tmp = tmp_path_factory.mktemp("minio-cases")
+    path = tmp / "minio-binary"
+    path.write_bytes(b"not a real minio binary, only hashed by the preflight\n")
+    base = {"minio_binary_path": str(path), "minio_binary_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "minio_node_address": "10.0.0.1", "minio_secrets_dir": str(tmp / "secrets"), "minio_pki_dir": str(tmp / "pki")}
+    cases = [{"minio1": extra} for extra, _message in SETTINGS_CASES] + [{"minio1": {}}]
+    return run_preflight_cases(tmp, "minio", "minio_group", cases, base_vars=base)
+
+
+@pytest.mark.parametrize("index", range(len(SETTINGS_CASES)), ids=SETTINGS_IDS)
+def test_bad_settings_refused(refusals, index):
+    results, out = refusals
+    assert SETTINGS_CASES[index][1] in results[index], (results[index], out[-3000:])
+
+
+def test_a_good_node_beside_the_refused_ones_passes(refusals):
+    """The control case of the batch: refusals are each case's own, not the batch's."""
+    results, out = refusals
+    assert results[-1] == "", (results[-1], out[-3000:])
 
 
 def test_bad_distributed_volumes_refused(tmp_path, binary):
