@@ -15,7 +15,7 @@ balancers:
    for the next one. Target: 0 false rollbacks.
 
     scripts/setup && python benchmarks/judge.py [--good 20] [--slow 2] [--pairing paired]
-        [--source histogram [--quantile 0.5]] [--no-setup]
+        [--source points|histogram] [--quantile 0.5] [--no-setup]
 
 It brings up a fresh lab (scripts/lab down/up; Prometheus scraping and
 evaluating every 2 s) unless --no-setup. Writes benchmarks/results/judge.json
@@ -100,8 +100,9 @@ def main():
                         help='rollout_judge_latency_statistic: the latency statistic the judge compares')
     parser.add_argument('--pairing', choices=('unpaired', 'paired'), default='unpaired',
                         help='rollout_judge_pairing: two samples (Mann-Whitney) or the same instants (signed-rank)')
-    parser.add_argument('--source', choices=('points', 'histogram'), default='points',
-                        help='rollout_judge_latency_source: recorded points, or the answers (histograms)')
+    parser.add_argument('--source', choices=('points', 'histogram'), default='histogram',
+                        help='rollout_judge_latency_source (the role\'s default: histogram): recorded points, or the '
+                             'answers (histograms)')
     parser.add_argument('--quantile', type=float, default=0.5,
                         help='rollout_judge_latency_quantile: the quantile judged with --source histogram')
     parser.add_argument('--no-setup', action='store_true', help='use the lab as it is (provisioned, 1.0.0 stable)')
