@@ -16,7 +16,8 @@ Two faults, each run --runs times:
   started again and the run waits for the PagerDuty "resolve".
 * **degraded release**: the degraded 2.0.0 is restarted (its counters start
   over, its precision has no data and its alert resolves), then matches and
-  the client's feedback on each top offer are sent; the time goes from the
+  the client's feedback on each top offer (with the answer's feedback_token)
+  are sent; the time goes from the
   first scrape that saw a wrong answer (the sample's timestamp in Prometheus)
   to the arrival of the PagerDuty event of SSMPrecisionLow{version="2.0.0"}.
 
@@ -122,9 +123,11 @@ def degraded_release():
     post(5070, "/api/v2/match", MATCH)  # the request counters are born and scraped first
     time.sleep(2 * EVAL_S)
     sent = time.time()
-    for _request in range(4):
-        top = json.loads(post(5070, "/api/v2/match", MATCH))["matches"][0]["offer_id"]
-        post(5070, "/api/v2/feedback", {"candidate_id": "c-1", "offer_id": top, "correct": top == "o-1"})
+    for _request in range(4):  # each feedback with the token of the match answer it rates
+        answer = json.loads(post(5070, "/api/v2/match", MATCH))
+        top = answer["matches"][0]["offer_id"]
+        post(5070, "/api/v2/feedback", {"candidate_id": answer["candidate_id"], "offer_id": top,
+                                        "correct": top == "o-1", "feedback_token": answer["feedback_token"]})
     trigger = wait(lambda: events("SSMPrecisionLow", "version = 2.0.0", after=sent), "PagerDuty trigger")
     samples = prometheus('ssm_feedback_total{version="2.0.0",outcome="miss"}[2m]')[0]["values"]
     seen = min(float(t) for t, v in samples if float(v) > 0 and float(t) >= sent - EVAL_S)

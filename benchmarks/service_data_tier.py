@@ -177,7 +177,12 @@ def main(argv=None):
             redis.destroy()
 
         failover, recovery = [], []
-        feedback = {"candidate_id": "bench", "offer_id": "o1", "correct": True}
+        # the real flow: the feedback sends back the feedback_token of the match answer it rates
+        status, _elapsed, answer = db_only.call("POST", "/api/v2/match", payloads["small"][0])
+        if status != 200:
+            raise SystemExit(f"match answered {status}: {answer}")
+        feedback = {"candidate_id": answer["candidate_id"], "offer_id": answer["matches"][0]["offer_id"],
+                    "correct": True, "feedback_token": answer["feedback_token"]}
         for _run in range(args.runs):
             if db_only.call("POST", "/api/v2/feedback", feedback)[0] != 202:
                 raise SystemExit("feedback not stored before the session drop")

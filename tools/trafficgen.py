@@ -2,9 +2,10 @@
 
 Replays a labelled data set (candidates, offers, and the offer that is truly
 best under the healthy service's scoring) through one or more load-balancer
-URLs as many distinct users (cookie ``ssm_uid=u<i>``, the NGINX sticky key),
-and reports per served version: share, status codes, latency percentiles and
-precision of the top match.
+URLs as many distinct users (cookie ``ssm_uid=u<i>``, the NGINX sticky key;
+header ``X-API-Key: <prefix>u<i>``, the key of the balancers' per-client rate
+limit, 1000 requests/hour each), and reports per served version: share,
+status codes, latency percentiles and precision of the top match.
 
 CLI::
 
@@ -12,11 +13,17 @@ CLI::
                         [--users N] [--concurrency N] [--rate R] [--stop-file PATH] [common]
     trafficgen.py probe --target URL [...] [--users N] [--concurrency N] [common]
     common: [--cacert PATH | --insecure] [--host-header NAME] [--timeout S]
-            [--keep-alive] [--seed N] [--dataset-size N] [--report-json PATH]
-            [--allow-failures] [--quiet]
+            [--keep-alive] [--api-key-prefix PREFIX] [--seed N] [--dataset-size N]
+            [--report-json PATH] [--allow-failures] [--quiet]
 
 ``load`` sends, per case, ``POST /api/v2/match`` then ``POST /api/v2/feedback``
-(``--requests`` counts cases, i.e. match requests). ``probe`` sends exactly one
+(``--requests`` counts cases, i.e. match requests), as a real client does: the
+feedback sends back the ``feedback_token`` of its match answer (the service
+refuses feedback without it, 401; an answer without a token, from a release
+before signed feedback, gets feedback without one). Every request of user
+``u<i>`` carries ``X-API-Key: <api_key_prefix>u<i>`` (default prefix
+``ssm-lab-``, so 1000 users stay under the per-client limit at the lab's
+steady rate; ``--api-key-prefix ''`` sends no key). ``probe`` sends exactly one
 match request per user and reports ``user_versions``. Exit code 0 if no request
 failed (connection error, 5xx, unusable 200), else 1 unless --allow-failures;
 2 on usage errors. By default every request uses a new connection (an NGINX
@@ -60,6 +67,8 @@ LATENCY_SAMPLES = 100_000  # per version, reservoir-sampled beyond this
 MATCH_PATH = "/api/v2/match"
 FEEDBACK_PATH = "/api/v2/feedback"
 COOKIE_NAME = "ssm_uid"
+API_KEY_HEADER = "X-API-Key"
+API_KEY_PREFIX = "ssm-lab-"  # X-API-Key of user u<i>: ssm-lab-u<i>
 
 SKILLS = (
     "python", "go", "java", "rust", "sql", "kubernetes", "docker", "ansible", "terraform", "aws",
@@ -210,11 +219,14 @@ class Client:
         if pool.get(target) is conn:
             del pool[target]
 
-    def post(self, target: Target, path: str, payload: dict, user: str) -> Response:
-        """POST JSON; raises OSError/HTTPException on connection-level failure."""
+    def post(self, target: Target, path: str, payload: dict, user: str, api_key: str = "") -> Response:
+        """POST JSON as ``user`` (with ``api_key`` unless empty); raises OSError/HTTPException on
+        connection-level failure."""
         data = json.dumps(payload).encode()
         headers = {"Content-Type": "application/json", "Cookie": f"{COOKIE_NAME}={user}",
                    "Connection": "keep-alive" if self.keep_alive else "close"}
+        if api_key:
+            headers[API_KEY_HEADER] = api_key
         if self.host_header:
             headers["Host"] = self.host_header
         start = time.perf_counter()
@@ -385,6 +397,8 @@ class LoadRunner:
     feedback request. ``mode="probe"``: one match request per user for
     ``users`` users, no feedback. Stops early on ``stop()``, on ``stop_event``
     being set or when ``stop_file`` exists. ``report()`` works while running.
+    Every request of user ``u<i>`` carries ``X-API-Key: <api_key_prefix>u<i>``
+    (no header when ``api_key_prefix`` is empty).
     """
 
     def __init__(self, targets, *, mode: str = "load", duration: float | None = None,
@@ -393,7 +407,7 @@ class LoadRunner:
                  host_header: str | None = None, timeout: float = 5.0, keep_alive: bool = False,
                  feedback: bool = True, seed: int = 42, dataset_size: int = 200,
                  stop_file: str | None = None, stop_event: threading.Event | None = None,
-                 dataset: list[Case] | None = None):
+                 dataset: list[Case] | None = None, api_key_prefix: str = API_KEY_PREFIX):
         if mode not in ("load", "probe"):
             raise ValueError(f"mode must be load or probe, got {mode!r}")
         if isinstance(targets, str):
@@ -413,6 +427,8 @@ class LoadRunner:
             raise ValueError("requests must be >= 1")
         if rate is not None and rate <= 0:
             raise ValueError("rate must be > 0")
+        if any(c.isspace() or not c.isprintable() for c in api_key_prefix or ""):
+            raise ValueError(f"api_key_prefix must be printable without spaces, got {api_key_prefix!r}")
         self.mode = mode
         self.duration = min(duration or MAX_DURATION_S, MAX_DURATION_S)
         self.requests = requests
@@ -420,6 +436,7 @@ class LoadRunner:
         self.concurrency = concurrency
         self.rate = rate
         self.feedback = feedback
+        self.api_key_prefix = api_key_prefix or ""
         self.stop_file = stop_file
         self.client = Client(cacert=cacert, insecure=insecure, host_header=host_header,
                              timeout=timeout, keep_alive=keep_alive)
@@ -532,9 +549,13 @@ class LoadRunner:
             with self._lock:
                 self._finished = time.monotonic()
 
+    def api_key(self, user: str) -> str:
+        """The X-API-Key of ``user`` ('' when disabled): unique per simulated user."""
+        return f"{self.api_key_prefix}{user}" if self.api_key_prefix else ""
+
     def _post(self, kind: str, target: Target, path: str, payload: dict, user: str):
         try:
-            return self.client.post(target, path, payload, user), None
+            return self.client.post(target, path, payload, user, self.api_key(user)), None
         except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
             return None, f"{type(exc).__name__}: {exc}"
 
@@ -544,16 +565,19 @@ class LoadRunner:
         case = self.dataset[index % len(self.dataset)]
         probe = self.mode == "probe"
         resp, error = self._post("match", target, MATCH_PATH, case.match_body(), user)
-        top = correct = None
+        top = correct = token = None
         if resp is not None and resp.status == 200:
             try:
                 top = resp.body["matches"][0]["offer_id"]
                 correct = top == case.label
+                token = resp.body.get("feedback_token")
             except (TypeError, KeyError, IndexError):
                 error = "unusable match response body"
         self.stats.record("match", user, target, resp, error, correct, probe=probe)
         if self.feedback and top is not None:
             payload = {"candidate_id": case.candidate["id"], "offer_id": top, "correct": correct}
+            if isinstance(token, str) and token:  # the real flow: the match answer's own token
+                payload["feedback_token"] = token
             resp, error = self._post("feedback", target, FEEDBACK_PATH, payload, user)
             self.stats.record("feedback", user, target, resp, error)
 
@@ -564,7 +588,7 @@ def run_load(targets, *, duration: float | None = None, requests: int | None = N
     """Run a bounded load in the calling thread and return the report.
 
     ``options``: cacert, insecure, host_header, timeout, keep_alive, feedback,
-    seed, dataset_size, stop_file, dataset (see LoadRunner).
+    seed, dataset_size, stop_file, dataset, api_key_prefix (see LoadRunner).
     """
     return LoadRunner(targets, mode="load", duration=duration, requests=requests, users=users,
                       concurrency=concurrency, rate=rate, stop_event=stop_event, **options).run()
@@ -624,6 +648,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--host-header", metavar="NAME", help="Host header and TLS SNI name")
     common.add_argument("--timeout", type=float, default=5.0, help="per request timeout (s)")
     common.add_argument("--keep-alive", action="store_true", help="reuse connections (default: new per request)")
+    common.add_argument("--api-key-prefix", default=API_KEY_PREFIX, metavar="PREFIX",
+                        help=f"X-API-Key of user u<i> is PREFIX + u<i> (default {API_KEY_PREFIX!r}; '' sends none)")
     common.add_argument("--seed", type=int, default=42, help="data set seed")
     common.add_argument("--dataset-size", type=int, default=200, help="number of labelled cases")
     common.add_argument("--concurrency", type=int, help="worker threads (load: 8, probe: 32)")
@@ -648,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = dict(cacert=args.cacert, insecure=args.insecure, host_header=args.host_header,
                    timeout=args.timeout, keep_alive=args.keep_alive, seed=args.seed,
-                   dataset_size=args.dataset_size, users=args.users)
+                   dataset_size=args.dataset_size, users=args.users, api_key_prefix=args.api_key_prefix)
     stop = threading.Event()
     try:
         if args.mode == "load":

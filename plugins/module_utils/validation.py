@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """playbooks/validate_deployment.yml: what each smoke-test reading means, and the rows of a fleet.
 
-The playbook sends one labelled match and its feedback through every balancer, reads
+The playbook sends one labelled match and its feedback (with the match answer's
+``feedback_token``, which the service requires) through every balancer, reads
 each live slot's ``/health`` on every application host, and reads the match and
 feedback rows back through PostgreSQL's read-only endpoint. Each function here returns
 ``(status, detail)`` (see precheck); precheck.verdict and precheck.table finish the job.
@@ -59,7 +60,17 @@ def smoke_match(data, expected_top, live_versions):
 
 
 def feedback(data):
-    """``POST /api/v2/feedback`` through a balancer: 202 accepted."""
+    """``POST /api/v2/feedback`` through a balancer: 202 accepted.
+
+    A 401 is the service refusing the feedback token the match answer gave (its reason: missing,
+    malformed, expired or forged): the slots behind the balancer do not share app_feedback_key, or
+    the answering release issues no token.
+    """
+    if data.get('status') == 401:
+        body = _answer(data)
+        return FAIL, ('feedback refused (HTTP 401, %s): %s; do all slots share app_feedback_key?'
+                      % (body.get('reason', 'no reason given'),
+                         str(body.get('error') or data.get('content') or data.get('msg') or '')[:160]))
     problem = _http_problem(data, 202)
     if problem:
         return FAIL, 'feedback: %s' % problem

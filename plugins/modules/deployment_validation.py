@@ -15,10 +15,14 @@ version_added: 0.3.0
 description:
   - The decision step of C(playbooks/validate_deployment.yml) (the guide's C(validate_deployment.sh),
     C(run_smoke_tests.sh), C(check_service_health.sh) and C(validate_data_integrity.sh)).
-  - The playbook sends one labelled match request through every load balancer and its feedback, reads the
+  - The playbook sends one labelled match request through every load balancer and its feedback (carrying the
+    C(feedback_token) of that match answer, as the service requires), reads the
     C(/health) of every live slot on every application host, and reads the match and feedback rows those
     requests wrote back through PostgreSQL's read-only endpoint. This module judges each reading and returns
     one row per check and host; a host of O(expected_hosts) that gave no reading at all is a blocker row.
+  - The feedback passes when it is accepted (HTTP 202). A refused token (HTTP 401, with the service's reason
+    C(missing), C(malformed), C(expired) or C(forged)) is a blocker whose detail asks whether all slots share
+    C(app_feedback_key).
   - It fails, after building its table in RV(table), when a row is a blocker, unless O(fail_on_blocker=false).
 author:
   - SuperSmartMatch platform team (@supersmartmatch)
@@ -34,7 +38,8 @@ options:
   hosts:
     description:
       - What each host recorded, by host name, as registered results. C(match) and C(feedback) (balancers,
-        M(ansible.builtin.uri) of C(POST /api/v2/match) and C(POST /api/v2/feedback)); C(health) (application
+        M(ansible.builtin.uri) of C(POST /api/v2/match) and of C(POST /api/v2/feedback) with that match's
+        C(feedback_token)); C(health) (application
         hosts, a loop of M(ansible.builtin.uri) of C(GET /health) whose C(item) holds C(colour), C(port) and
         C(version)); C(rows) (C(psql -At -F '|') lines C(<table>|<candidate id>|<count>), or C({skipped_reason})
         without a PostgreSQL group).

@@ -62,6 +62,21 @@ def request(server, method, path, body=None):
         conn.close()
 
 
+def feedback_on(answer, correct=True, **changes):
+    """The feedback a client gives on the top offer of a match answer, with that answer's token."""
+    body = {"candidate_id": answer["candidate_id"], "offer_id": answer["matches"][0]["offer_id"], "correct": correct,
+            "feedback_token": answer["feedback_token"]}
+    return {**body, **changes}
+
+
+def match_of(server, candidate_id):
+    """A match answer of CASE for ``candidate_id`` (its token is what the feedback sends back)."""
+    body = {**CASE, "candidate": {**CASE["candidate"], "id": candidate_id}}
+    status, answer = request(server, "POST", "/api/v2/match", body)
+    assert status == 200, answer
+    return answer
+
+
 def metric(server, name, **labels):
     text = request(server, "GET", "/metrics")[1]
     want = [f'{k}="{v}"' for k, v in labels.items()]
@@ -136,7 +151,9 @@ def test_rows_land_and_second_match_is_a_cache_hit(ssm_postgres, ssm_redis_clust
     assert status == 200 and [m["offer_id"] for m in first["matches"]] == RANKING
     assert ssm_redis_cluster.dbsize() == 1
     status, second = request(server, "POST", "/api/v2/match", CASE)
-    assert status == 200 and second == first
+    # the same answer from the cache, with a token of its own (tokens are issued per answer, never cached)
+    assert status == 200 and {**second, "feedback_token": None} == {**first, "feedback_token": None}
+    assert second["feedback_token"].startswith("v1.")
     invalid = {"candidate": {"id": "cand-7"}, "offers": CASE["offers"]}
     for _attempt in range(2):  # an invalid body is never cached: 400 every time
         status, answer = request(server, "POST", "/api/v2/match", invalid)
@@ -146,9 +163,14 @@ def test_rows_land_and_second_match_is_a_cache_hit(ssm_postgres, ssm_redis_clust
     assert metric(server, "ssm_cache_requests_total", result="hit") == 1
     assert metric(server, "ssm_cache_requests_total", result="error") == 0
 
-    status, body = request(server, "POST", "/api/v2/feedback",
-                           {"candidate_id": "cand-7", "offer_id": "best", "correct": True})
+    status, body = request(server, "POST", "/api/v2/feedback", feedback_on(second))
     assert status == 202 and body["accepted"] is True
+    # refused feedback (the token of another offer, or none) is never stored
+    status, body = request(server, "POST", "/api/v2/feedback", feedback_on(second, False, offer_id="far"))
+    assert status == 401 and body["reason"] == "forged"
+    status, body = request(server, "POST", "/api/v2/feedback", feedback_on(second, False, feedback_token=None))
+    assert status == 401 and body["reason"] == "missing"
+    assert metric(server, "ssm_feedback_total", outcome="miss") == 0
 
     wait_for(lambda: ssm_postgres.query("SELECT count(*) FROM ssm_matches WHERE candidate_id = 'cand-7'") == [(2,)],
              5, "both match records written by the background writer")
@@ -165,7 +187,7 @@ def test_rows_land_and_second_match_is_a_cache_hit(ssm_postgres, ssm_redis_clust
 def test_dropped_sessions_reconnect_on_the_next_request(ssm_postgres, ssm_data_service):
     """A Patroni failover behind HAProxy drops every session: the next write reconnects and succeeds."""
     server = ssm_data_service(**ssm_postgres.env())
-    feedback = {"candidate_id": "cand-failover", "offer_id": "x", "correct": False}
+    feedback = feedback_on(match_of(server, "cand-failover"), correct=False)
     assert request(server, "POST", "/api/v2/feedback", feedback)[0] == 202
     killed = ssm_postgres.query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                                 " WHERE usename = %s", (APP_ROLE,))[0][0]
@@ -202,6 +224,7 @@ def test_cache_killed_matches_stay_correct_and_health_degrades(ssm_postgres, ssm
 def test_database_stopped_is_unhealthy_then_reconnects(ssm_postgres, ssm_data_service):
     server = ssm_data_service(**ssm_postgres.env())
     assert request(server, "GET", "/health")[1]["database"] == "ok"
+    feedback = feedback_on(match_of(server, "cand-outage"))
     ssm_postgres.stop()
     try:
         def unhealthy():
@@ -210,8 +233,7 @@ def test_database_stopped_is_unhealthy_then_reconnects(ssm_postgres, ssm_data_se
         status, health = wait_for(unhealthy, 10, "/health 503 with the database stopped")
         assert health == {"status": "unhealthy", "version": "3.1.0", "slot": "green", "up": 0,
                           "database": "unreachable", "cache": "disabled"}
-        status, body = request(server, "POST", "/api/v2/feedback",
-                               {"candidate_id": "cand-outage", "offer_id": "best", "correct": True})
+        status, body = request(server, "POST", "/api/v2/feedback", feedback)
         assert status == 503 and "not stored" in body["error"]
         status, body = request(server, "POST", "/api/v2/match", CASE)  # matching does not need the database
         assert status == 200 and [m["offer_id"] for m in body["matches"]] == RANKING
@@ -222,8 +244,7 @@ def test_database_stopped_is_unhealthy_then_reconnects(ssm_postgres, ssm_data_se
         ssm_postgres.start()
 
     wait_for(lambda: request(server, "GET", "/health")[0] == 200, 15, "/health 200 after the database restarted")
-    status = request(server, "POST", "/api/v2/feedback",
-                     {"candidate_id": "cand-outage", "offer_id": "best", "correct": True})[0]
+    status = request(server, "POST", "/api/v2/feedback", feedback)[0]  # a retry with the same token is accepted
     assert status == 202
     assert ssm_postgres.query("SELECT count(*) FROM ssm_feedback WHERE candidate_id = 'cand-outage'") == [(1,)]
     after = {**CASE, "candidate": {**CASE["candidate"], "id": "cand-after-restart"}}
@@ -255,11 +276,15 @@ def test_frozen_redis_primary_costs_latency_only(ssm_postgres, ssm_redis_cluster
     payloads = [{"candidate": {**CASE["candidate"], "id": f"cand-freeze-{i}", "experience_years": 1 + i},
                  "offers": offers[i % 3:] + offers[:i % 3]} for i in range(9)]
     plain = ssm_data_service()
+
+    def ask(payload):
+        return request(server, "POST", "/api/v2/match", payload)
+
     expected = [request(plain, "POST", "/api/v2/match", p)[1] for p in payloads]
     server = ssm_data_service(**ssm_postgres.env(), **ssm_redis_cluster.env())
 
-    report = freeze_primary(ssm_redis_cluster, lambda p: request(server, "POST", "/api/v2/match", p), payloads,
-                            expected, hold=FREEZE_HOLD_S, run="pytest", heal_bound=HEAL_BOUND_S)
+    report = freeze_primary(ssm_redis_cluster, ask, payloads, expected, hold=FREEZE_HOLD_S, run="pytest",
+                            heal_bound=HEAL_BOUND_S)
     print(summary_line(report), report)
     assert report["match_answers_ok"] > 0 and report["match_answers_wrong"] == 0, report
     assert report["match_errors"] == 0, report

@@ -1,5 +1,6 @@
 """Verify the app role: both slot units run their release and /health agrees."""
 import json
+import re
 
 import pytest
 
@@ -86,8 +87,11 @@ def test_green_stores_feedback_and_caches_matches(host):
                        "offers": [{"id": "o1", "required_skills": ["python"], "min_experience": 1,
                                    "location": "paris"}]})
     for _attempt in range(2):
-        host.check_output(f"curl -sf -H 'Content-Type: application/json' -d '{case}' http://127.0.0.1:5070/api/v2/match")
-    feedback = json.dumps({"candidate_id": "molecule-cand", "offer_id": "o1", "correct": True})
+        answer = json.loads(host.check_output(
+            f"curl -sf -H 'Content-Type: application/json' -d '{case}' http://127.0.0.1:5070/api/v2/match"))
+    # the real flow: the feedback sends back the token of the match answer it rates (a cache hit has one too)
+    feedback = json.dumps({"candidate_id": "molecule-cand", "offer_id": "o1", "correct": True,
+                           "feedback_token": answer["feedback_token"]})
     host.check_output(f"curl -sf -d '{feedback}' http://127.0.0.1:5070/api/v2/feedback")
     count = host.check_output("runuser -u postgres -- psql -tA -d supersmartmatch -c "
                               "\"SELECT count(*) FROM ssm_feedback WHERE candidate_id = 'molecule-cand' AND slot = 'green'\"")
@@ -100,3 +104,58 @@ def test_green_stores_feedback_and_caches_matches(host):
     assert int(cached) >= 1
     metrics = host.check_output("curl -sf http://127.0.0.1:5070/metrics")
     assert 'ssm_cache_requests_total{version="2.0.0",slot="green",result="hit"}' in metrics
+
+
+FEEDBACK_KEY_FILES = {slot: f"/etc/supersmartmatch/{slot}-feedback.key" for slot in ("blue", "green")}
+
+
+def test_feedback_key_only_in_its_file_shared_by_the_slots(host):
+    contents = set()
+    for slot, path in FEEDBACK_KEY_FILES.items():
+        key = host.file(path)
+        assert (key.user, key.group, key.mode) == ("root", "supersmartmatch", 0o640)
+        contents.add(key.content_string)
+        env = host.file(f"/etc/supersmartmatch/{slot}.env")
+        assert env.contains(f"^SSM_FEEDBACK_KEY_FILE={path}$")
+        assert not env.contains("molecule-feedback-key")
+        assert not host.file(f"/etc/systemd/system/supersmartmatch-{slot}.service").contains("molecule-feedback-key")
+        pid = host.check_output(f"systemctl show -p MainPID --value supersmartmatch-{slot}.service")
+        assert "molecule-feedback-key" not in host.check_output(f"ps -o args= -p {pid}")
+        assert "molecule-feedback-key" not in host.check_output(f"cat /proc/{pid}/environ | tr '\\0' '\\n'")
+    assert len(contents) == 1 and contents.pop().strip().startswith("molecule-feedback-key")
+
+
+def _shared_rows(host):
+    return int(host.check_output("runuser -u postgres -- psql -tA -d supersmartmatch -c "
+                                 "\"SELECT count(*) FROM ssm_feedback WHERE candidate_id = 'molecule-shared'\""))
+
+
+def _forged_count(host):
+    metrics = host.check_output("curl -sf http://127.0.0.1:5070/metrics")
+    found = re.findall(r'^ssm_feedback_rejected_total\{version="2\.0\.0",slot="green",reason="forged"\} (\d+)$',
+                       metrics, re.M)
+    assert len(found) == 1, metrics
+    return int(found[0])
+
+
+def _post_feedback(host, body):
+    return host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' -d '{json.dumps(body)}'"
+                             " http://127.0.0.1:5070/api/v2/feedback")
+
+
+def test_feedback_of_one_slot_verifies_on_the_other_and_forgeries_are_refused(host):
+    """Both slots share app_feedback_key: a token of blue's answer is accepted by green; a forged one
+    is refused (401), counted apart and not stored."""
+    case = json.dumps({"candidate": {"id": "molecule-shared", "skills": ["python"], "experience_years": 3,
+                                     "location": "paris"},
+                       "offers": [{"id": "o1", "required_skills": ["python"], "min_experience": 1,
+                                   "location": "paris"}]})
+    rows, forged_before = _shared_rows(host), _forged_count(host)
+    answer = json.loads(host.check_output(
+        f"curl -sf -H 'Content-Type: application/json' -d '{case}' http://127.0.0.1:5062/api/v2/match"))
+    feedback = {"candidate_id": "molecule-shared", "offer_id": "o1", "correct": True,
+                "feedback_token": answer["feedback_token"]}
+    assert _post_feedback(host, feedback) == "202"
+    assert _post_feedback(host, dict(feedback, offer_id="o2")) == "401"
+    assert _shared_rows(host) == rows + 1
+    assert _forged_count(host) == forged_before + 1

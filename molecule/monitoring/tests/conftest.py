@@ -74,7 +74,9 @@ def post(app_host, port, path, body):
 
 
 # Run on mon-app1 (one command per slot): the matches, then the client's
-# feedback on the top offer of the first ones; prints the statuses and tops.
+# feedback on the top offer of the first ones, each with the feedback_token of
+# its match answer (the service refuses feedback without it); prints the
+# statuses and tops.
 CLIENT = """
 import json, sys, urllib.request
 port, matches, feedback, right, body = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -83,15 +85,18 @@ def post(path, data):
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as answer:
         return answer.status, json.loads(answer.read())
-tops, statuses = [], []
+answers, statuses = [], []
 for _ in range(matches):
     status, answer = post("/api/v2/match", body)
     statuses.append(status)
-    tops.append(answer["matches"][0]["offer_id"])
-for top in tops[:feedback]:
-    status, _answer = post("/api/v2/feedback", json.dumps({"candidate_id": "c-1", "offer_id": top, "correct": top == right}))
+    answers.append(answer)
+for answer in answers[:feedback]:
+    top = answer["matches"][0]["offer_id"]
+    status, _answer = post("/api/v2/feedback", json.dumps({"candidate_id": answer["candidate_id"], "offer_id": top,
+                                                           "correct": top == right,
+                                                           "feedback_token": answer["feedback_token"]}))
     statuses.append(status)
-print(json.dumps({"tops": tops, "statuses": statuses}))
+print(json.dumps({"tops": [a["matches"][0]["offer_id"] for a in answers], "statuses": statuses}))
 """
 
 

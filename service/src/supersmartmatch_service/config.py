@@ -36,6 +36,17 @@ SSM_CACHE_TIMEOUT_MS           250              Redis socket/connect timeout
 SSM_CACHE_RETRY_S              5                back-off after a cache error
 =============================  ===============  ===============================
 
+Feedback tokens (see ``tokens.py``): every match answer carries a
+``feedback_token`` that ``POST /api/v2/feedback`` must send back.
+
+=============================  ===============  ===============================
+Variable                       Default          Meaning
+=============================  ===============  ===============================
+SSM_FEEDBACK_KEY_FILE          (empty: random)  file of HMAC keys, one per line (>= 32 bytes each): the first signs,
+                                                all verify. Empty: a random key of this process (a warning is logged)
+SSM_FEEDBACK_TOKEN_TTL         3600             seconds a feedback token is accepted (60..604800)
+=============================  ===============  ===============================
+
 Booleans accept 1/0, true/false, yes/no, on/off.
 """
 from __future__ import annotations
@@ -95,6 +106,9 @@ class Config:
     cache_ttl: int = 300
     cache_timeout_ms: int = 250
     cache_retry_s: int = 5
+    # feedback tokens: the key file's path only (its keys are read by tokens.py, never kept here)
+    feedback_key_file: str = ""
+    feedback_token_ttl: int = 3600
 
     @property
     def database_enabled(self) -> bool:
@@ -202,6 +216,8 @@ class Config:
             cache_ttl=integer("SSM_CACHE_TTL", 300, 1, 86400),
             cache_timeout_ms=integer("SSM_CACHE_TIMEOUT_MS", 250, 10, 10000),
             cache_retry_s=integer("SSM_CACHE_RETRY_S", 5, 1, 300),
+            feedback_key_file=get("SSM_FEEDBACK_KEY_FILE", ""),
+            feedback_token_ttl=integer("SSM_FEEDBACK_TOKEN_TTL", 3600, 60, 604800),
         )
         if errors:
             raise ConfigError("; ".join(errors))

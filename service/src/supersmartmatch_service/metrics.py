@@ -5,6 +5,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 
+from .tokens import REASONS as FEEDBACK_REJECTED_REASONS
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CACHE_RESULTS = ("hit", "miss", "error")
 # Fine below 200 ms (the p95 gate's threshold): the p95 is interpolated within
@@ -55,7 +57,7 @@ def _render_histogram(name: str, base: tuple, histogram) -> list[str]:
 
 
 class Metrics:
-    """Request counter, request duration histogram, feedback counter, build info.
+    """Request counter, request duration histogram, feedback counters, build info.
 
     All series carry the constant labels ``version`` and ``slot``.
     """
@@ -70,6 +72,8 @@ class Metrics:
         # the same for the match answers that were computed (not served from the cache)
         self._computed = _new_histogram()
         self._feedback = {"hit": 0, "miss": 0}
+        # refused feedback (401), by reason: never part of _feedback (the precision gate's counter)
+        self._feedback_rejected = dict.fromkeys(FEEDBACK_REJECTED_REASONS, 0)
         # data tier series exist only when that tier is configured (None: not rendered)
         self._cache: dict[str, int] | None = None
         self._database_errors: dict[str, int] | None = None
@@ -130,6 +134,15 @@ class Metrics:
         with self._lock:
             return dict(self._feedback)
 
+    def record_feedback_rejected(self, reason: str) -> None:
+        """A feedback refused for ``reason`` (a feedback token missing, malformed, expired or forged)."""
+        with self._lock:
+            self._feedback_rejected[reason] += 1
+
+    def feedback_rejected_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._feedback_rejected)
+
     def render(self) -> str:
         const = (("version", self.version), ("slot", self.slot))
         with self._lock:
@@ -137,6 +150,7 @@ class Metrics:
             durations = sorted((k, (list(v[0]), v[1], v[2])) for k, v in self._durations.items())
             computed = (list(self._computed[0]), self._computed[1], self._computed[2])
             feedback = dict(self._feedback)
+            rejected = dict(self._feedback_rejected)
             cache = None if self._cache is None else dict(self._cache)
             database_errors = None if self._database_errors is None else sorted(self._database_errors.items())
             match_queue = self._match_queue
@@ -165,6 +179,13 @@ class Metrics:
         ]
         for outcome in ("hit", "miss"):
             out.append(f"ssm_feedback_total{_labels(const + (('outcome', outcome),))} {feedback[outcome]}")
+        out += [
+            "# HELP ssm_feedback_rejected_total Feedback refused with 401 (its feedback token missing, malformed, "
+            "expired or forged), by reason; not counted in ssm_feedback_total.",
+            "# TYPE ssm_feedback_rejected_total counter",
+        ]
+        for reason in FEEDBACK_REJECTED_REASONS:
+            out.append(f"ssm_feedback_rejected_total{_labels(const + (('reason', reason),))} {rejected[reason]}")
         if cache is not None:
             out += [
                 "# HELP ssm_cache_requests_total Match cache requests, by result (error: failed or skipped while backing off).",

@@ -4,6 +4,14 @@ Endpoints: ``POST /api/v2/match``, ``POST /api/v2/feedback``, ``GET /health``,
 ``GET /metrics``. All answers are JSON (metrics: Prometheus text) and carry the
 ``X-SSM-Version`` and ``X-SSM-Slot`` headers. HTTP/1.1 with keep-alive.
 
+Signed feedback (tokens.py): a match answer carries ``feedback_token``, an
+HMAC over its candidate id, its top offer id and an expiry. A feedback body
+must hold it (``{"candidate_id", "offer_id", "correct", "feedback_token"}``):
+missing, malformed, expired or forged -> 401 ``{"error", "reason"}`` with
+``WWW-Authenticate: SSM-Feedback-Token``, counted in
+``ssm_feedback_rejected_total{reason}`` and neither in ``ssm_feedback_total``
+nor in the database.
+
 Optional data tier (off unless configured, see config.py): matches and
 feedback are stored in PostgreSQL (database.py) and match results cached in a
 Redis Cluster (cache.py). When either is configured /health also reports
@@ -34,6 +42,7 @@ from .database import Database, DatabaseUnavailable, QueryFailed
 from .datatier import DISABLED, DataTierError, compose_health
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
+from .tokens import FeedbackTokens, TokenRejected
 
 MAX_BODY = 1 << 20  # 1 MiB
 SHUTDOWN_GRACE_S = 10.0
@@ -47,10 +56,11 @@ ROUTES = {
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str, **extra) -> None:
+    def __init__(self, status: int, message: str, *, headers: dict | None = None, **extra) -> None:
         super().__init__(message)
         self.status = status
         self.payload = {"error": message, **extra}
+        self.headers = headers or {}
 
 
 def _json_body(raw: bytes):
@@ -66,6 +76,8 @@ class App:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.metrics = Metrics(config.version, config.slot)
+        # First: a bad key file (KeyFileError, a ConfigError) stops the start before any connection is made.
+        self.feedback_tokens = FeedbackTokens.from_config(config)
         # Both stay None (and the service stdlib-only) unless configured; they
         # raise DataTierError when configured but unusable (driver, secret).
         self.database = Database(config, self.metrics) if config.database_enabled else None
@@ -149,18 +161,28 @@ class App:
             self.metrics.observe_computed_match(time.perf_counter() - start)
         if self.database is not None:  # queued, written in the background: the answer never waits for it
             self.database.record_match(candidate_id, request_digest(body), cached is not None, matches)
+        # Issued per answer (never cached): feedback may rate the top offer of this answer until the expiry.
+        token = self.feedback_tokens.issue(candidate_id, matches[0]["offer_id"]) if matches else None
         return 200, {
             "candidate_id": candidate_id,
             "matches": matches,
+            "feedback_token": token,
             "version": cfg.version,
             "slot": cfg.slot,
         }, JSON_TYPE
 
     def _feedback(self, body: bytes):
+        data = _json_body(body)
         try:
-            candidate_id, offer_id, correct = matching.parse_feedback(_json_body(body))
+            candidate_id, offer_id, correct = matching.parse_feedback(data)
         except matching.ValidationError as exc:
             raise HTTPError(400, str(exc)) from None
+        try:  # before anything is stored or counted
+            self.feedback_tokens.verify(data.get("feedback_token"), candidate_id, offer_id)
+        except TokenRejected as exc:
+            self.metrics.record_feedback_rejected(exc.reason)
+            raise HTTPError(401, str(exc), reason=exc.reason,
+                            headers={"WWW-Authenticate": "SSM-Feedback-Token"}) from None
         if self.database is not None:
             try:
                 self.database.record_feedback(candidate_id, offer_id, correct)
@@ -214,7 +236,7 @@ class Handler(BaseHTTPRequestHandler):
                 headers = {}
             except HTTPError as exc:
                 status, payload, ctype = exc.status, exc.payload, JSON_TYPE
-                headers = {"Allow": ", ".join(exc.payload["allowed"])} if status == 405 else {}
+                headers = {"Allow": ", ".join(exc.payload["allowed"])} if status == 405 else exc.headers
             except Exception:  # pragma: no cover - defensive
                 traceback.print_exc(file=sys.stderr)
                 status, payload, ctype, headers = 500, {"error": "internal error"}, JSON_TYPE, {}
@@ -292,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         server = SSMServer(config)
-    except DataTierError as exc:
+    except (ConfigError, DataTierError) as exc:  # ConfigError: the feedback key file
         print(f"{prog}: invalid configuration: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -310,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"{prog}: version {config.version} slot {config.slot} listening on {server.url}", file=sys.stderr, flush=True)
+    if server.app.feedback_tokens.ephemeral:
+        print(f"{prog}: warning: SSM_FEEDBACK_KEY_FILE is not set: feedback tokens are signed with a random key"
+              " of this process and verify on this process only (set it when several processes or hosts serve"
+              " the same users, or when feedback must survive a restart)", file=sys.stderr, flush=True)
+    else:
+        print(f"{prog}: feedback tokens signed with the first of {server.app.feedback_tokens.key_count} key(s)"
+              f" of {config.feedback_key_file} (valid {config.feedback_token_ttl}s)", file=sys.stderr, flush=True)
     if server.app.database is not None:
         server.app.database.warm_up()
         print(f"{prog}: storing matches and feedback in {server.app.database.endpoint}"

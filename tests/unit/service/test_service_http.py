@@ -75,11 +75,14 @@ def test_match_invalid_body_is_400(serve, call, raw, message):
 
 def test_feedback_is_counted_by_outcome(serve, call):
     server = serve()
-    for correct in (True, True, False):
+    for correct in (True, True, False):  # the real flow: each feedback sends back its match's token
+        token = call(server, "POST", "/api/v2/match", CASE)[2]["feedback_token"]
         status, _headers, body = call(server, "POST", "/api/v2/feedback",
-                                      {"candidate_id": "c1", "offer_id": "best", "correct": correct})
+                                      {"candidate_id": "c1", "offer_id": "best", "correct": correct,
+                                       "feedback_token": token})
         assert status == 202 and body["accepted"] is True
-    status, _headers, body = call(server, "POST", "/api/v2/feedback", {"candidate_id": "c1", "offer_id": "best"})
+    status, _headers, body = call(server, "POST", "/api/v2/feedback",
+                                  {"candidate_id": "c1", "offer_id": "best", "feedback_token": token})
     assert status == 400 and "body.correct is required" in body["error"]
     samples = parse_metrics(call(server, "GET", "/metrics")[2])
     assert sample(samples, "ssm_feedback_total", outcome="hit", version="1.0.0", slot="blue") == 2

@@ -64,3 +64,20 @@ def test_settled_needs_every_node_to_agree_and_every_replica_linked():
     assert redis_faults.settled(FakeCluster(views={7006: ""})) is None
     assert redis_faults.layout(FakeCluster(views={7001: ""})) == (
         ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"], ["127.0.0.1:7004", "127.0.0.1:7005", "127.0.0.1:7006"])
+
+
+def test_match_loop_counts_answers_that_differ_only_in_their_feedback_token_as_correct():
+    """Every match answer signs its own feedback_token: the loop compares the rest of the answer."""
+    expected = [{"matches": [{"offer_id": "o1"}], "feedback_token": "v1.1.aaa"}]
+    answers = [(200, {"matches": [{"offer_id": "o1"}], "feedback_token": "v1.2.bbb"}),
+               (200, {"matches": [{"offer_id": "o2"}], "feedback_token": "v1.1.aaa"}),
+               (503, {"matches": [{"offer_id": "o1"}], "feedback_token": "v1.2.bbb"})]
+
+    def ask(payload):
+        if len(answers) == 1:
+            loop._stop.set()  # the loop ends after this answer
+        return answers.pop(0)
+
+    loop = redis_faults.MatchLoop(ask, [{}], expected)
+    loop._loop()  # in this thread
+    assert (loop.ok, loop.wrong, loop.errors) == (1, 2, 0)

@@ -1,4 +1,5 @@
 """tools/trafficgen.py against real local service instances on loopback."""
+import http.server
 import json
 import socket
 import ssl
@@ -73,6 +74,111 @@ def test_load_healthy_counts_and_precision(serve):
     assert report["users_seen"] == 20 and report["users_switched"] == 0
     assert "user_versions" not in report and tg.exit_code(report) == 0
     assert before <= v["first_seen"] <= v["last_seen"] <= after + 0.001  # when the version answered
+
+
+class Recorder(http.server.ThreadingHTTPServer):
+    """A stand-in service recording (path, X-API-Key, Cookie, JSON body) of every request.
+
+    Its match answers rank the offers as given and carry a feedback_token (unless ``token`` is
+    false, as a release before signed feedback); feedback answers 202.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, token=True):
+        self.token = token
+        self.seen = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), RecorderHandler)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class RecorderHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with self.server.lock:
+            self.server.seen.append((self.path, self.headers.get("X-API-Key"), self.headers.get("Cookie"), body))
+        if self.path == tg.MATCH_PATH:
+            answer = {"candidate_id": body["candidate"]["id"], "version": "7.0.0", "slot": "blue",
+                      "matches": [{"offer_id": o["id"], "score": 1.0} for o in body["offers"]]}
+            if self.server.token:
+                answer["feedback_token"] = "tok-%s-%s" % (body["candidate"]["id"], body["offers"][0]["id"])
+            status = 200
+        else:
+            answer, status = {"accepted": True}, 202
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def recorder():
+    """recorder(token=True) -> a running Recorder."""
+    servers = []
+
+    def _start(token=True):
+        server = Recorder(token)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return server
+    yield _start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_every_request_of_a_user_carries_its_api_key_and_feedback_its_token(recorder):
+    server = recorder()
+    report = tg.run_load([server.url], requests=12, users=4, concurrency=2)
+    assert report["failed_requests"] == 0 and report["feedback_requests"] == 12
+    assert len(server.seen) == 24
+    for path, api_key, cookie, body in server.seen:
+        user = cookie.split("=", 1)[1]
+        assert api_key == f"ssm-lab-{user}", (path, api_key, cookie)
+        if path == tg.FEEDBACK_PATH:  # the token its match answer gave (the recorder's tokens name the case)
+            assert body["feedback_token"] == "tok-%s-%s" % (body["candidate_id"], body["offer_id"])
+    assert {k for _p, k, _c, _b in server.seen} == {f"ssm-lab-u{i}" for i in range(4)}
+
+
+def test_api_key_prefix_option_and_disabled(recorder):
+    custom = recorder()
+    tg.run_load([custom.url], requests=3, users=3, concurrency=1, api_key_prefix="bench-")
+    assert sorted({k for _p, k, _c, _b in custom.seen}) == ["bench-u0", "bench-u1", "bench-u2"]
+    probe = recorder()
+    tg.run_probe([probe.url], users=5, concurrency=2, api_key_prefix="")
+    assert len(probe.seen) == 5 and {k for _p, k, _c, _b in probe.seen} == {None}
+    with pytest.raises(ValueError, match="api_key_prefix"):
+        tg.LoadRunner([custom.url], requests=1, api_key_prefix="a b")
+
+
+def test_an_answer_without_a_token_gets_feedback_without_one(recorder):
+    server = recorder(token=False)
+    report = tg.run_load([server.url], requests=3, users=3, concurrency=1)
+    assert report["feedback_requests"] == 3 and report["client_errors"] == 0
+    assert all("feedback_token" not in body for path, _k, _c, body in server.seen if path == tg.FEEDBACK_PATH)
+
+
+def test_feedback_without_its_token_is_refused_by_the_service(serve):
+    """What the token is for: the load's own feedback counts (202), a replayed one for another offer does not."""
+    url = serve()
+    report = tg.run_load([url], requests=5, users=5, concurrency=1)
+    assert report["versions"]["1.0.0"]["feedback_status"] == {"202": 5}
+    target = tg.Target.parse(url)
+    client = tg.Client()
+    answer = client.post(target, tg.MATCH_PATH, tg.build_dataset()[0].match_body(), "u0").body
+    forged = {"candidate_id": answer["candidate_id"], "offer_id": answer["matches"][-1]["offer_id"], "correct": False,
+              "feedback_token": answer["feedback_token"]}
+    refused = client.post(target, tg.FEEDBACK_PATH, forged, "u0")
+    assert refused.status == 401 and refused.body["reason"] == "forged"
 
 
 def test_load_keep_alive_mode(serve):
@@ -191,6 +297,16 @@ def test_cli_load_and_probe(serve, tmp_path):
     proc = cli("probe", "--target", url, "--users", "30", "--quiet", "--report-json", str(out))
     assert proc.returncode == 0 and proc.stdout == ""
     assert len(json.loads(out.read_text())["user_versions"]) == 30
+
+
+def test_cli_api_key_prefix(recorder):
+    server = recorder()
+    proc = cli("load", "--target", server.url, "--requests", "2", "--users", "2", "--api-key-prefix", "cli-", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted({k for _p, k, _c, _b in server.seen}) == ["cli-u0", "cli-u1"]
+    none = recorder()
+    assert cli("probe", "--target", none.url, "--users", "2", "--api-key-prefix", "", "--quiet").returncode == 0
+    assert {k for _p, k, _c, _b in none.seen} == {None}
 
 
 def test_cli_exit_codes(serve):

@@ -29,6 +29,12 @@ def test_smoke_match(data, status, words):
     ({'status': 202, 'json': {'accepted': True, 'version': '2.0.0', 'slot': 'green'}}, pc.PASS, 'accepted by 2.0.0'),
     ({'status': 503, 'content': 'database unreachable, feedback not stored'}, pc.FAIL, 'HTTP 503 (expected 202)'),
     ({'status': 202, 'json': {'accepted': False}}, pc.FAIL, 'feedback not accepted'),
+    ({'status': 401, 'json': {'error': 'feedback_token does not match this candidate_id and offer_id',
+                              'reason': 'forged'}},
+     pc.FAIL, 'feedback refused (HTTP 401, forged): feedback_token does not match this candidate_id and offer_id; '
+              'do all slots share app_feedback_key?'),
+    ({'status': 401, 'content': 'Unauthorized', 'msg': 'Status code was 401 and not [202]'}, pc.FAIL,
+     'feedback refused (HTTP 401, no reason given): Unauthorized'),
 ])
 def test_feedback(data, status, words):
     got, detail = va.feedback(data)
