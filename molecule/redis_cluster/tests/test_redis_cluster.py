@@ -1,15 +1,18 @@
 """Verify the redis_cluster role on rc-node1..3: layout, authentication, secret handling, failover.
 
-Commands run in the containers through the docker backend. redis-cli gets the
-password through REDISCLI_AUTH, read inside the container from the instance's
-configuration file, so it is never on a command line (not even docker exec's).
+Commands run in the containers through the docker backend. The tests' redis-cli
+gets the password through REDISCLI_AUTH, read inside the container from the
+instance's configuration file, so it is never on a command line (not even docker
+exec's); the role itself gives it on redis-cli's standard input (--askpass).
 The test runs in file order: the failover test comes last and puts the
 cluster back in its initial layout.
 """
 import binascii
 import os
 import shlex
+import subprocess
 import sys
+import threading
 
 import pytest
 import testinfra
@@ -140,6 +143,43 @@ def test_password_not_on_any_command_line(host):
     assert len(servers) == len(PORTS), lines
     leaking = [line.split()[0] for line in lines if password in line]
     assert not leaking, "password visible in the command line of pid(s) %s" % leaking
+
+
+def test_password_never_in_argv_environment_or_output_while_the_role_runs():
+    """The role run again (converge.yml, -vvv: every remote command is printed) while every node's
+    ps eww (each process's argv and environment) is sampled: the password appears in neither. A task
+    ``environment:`` would show it in both (Ansible puts it on the remote shell's command line)."""
+    with open(PASSWORD_FILE, encoding="utf-8") as handle:
+        password = handle.read().split()[0]
+    samples, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            for node in NODES:
+                proc = subprocess.run(["docker", "exec", node, "ps", "eww", "-e", "-o", "args="],
+                                      capture_output=True, text=True, timeout=30, check=False)
+                samples.append((node, proc.stdout))
+            stop.wait(0.1)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"),
+               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    try:
+        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-vvv",
+                               "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+                               os.path.join(ROOT, "molecule", "redis_cluster", "converge.yml")],
+                              env=env, capture_output=True, text=True, timeout=600, check=False)
+    finally:
+        stop.set()
+        watcher.join(60)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert "Probe every instance" in output and "EXEC" in output, "the -vvv output shows no remote command"
+    assert password not in output, "the password is in the -vvv output of the role"
+    assert len(samples) >= 3 * len(NODES), len(samples)
+    leaking = sorted({node for node, text in samples if password in text})
+    assert not leaking, "the password is in ps eww on %s" % leaking
 
 
 def test_unauthenticated_command_refused(host, nodes):
