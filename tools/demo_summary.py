@@ -16,8 +16,10 @@ writes its own with ``--report-json``. This tool reads them:
 
 What "passed" means (summarize()): every phase has its expected verdict
 (passed, and promoted for full), zero failed requests in the background load
-and in every probe, and the release's observed share within TOLERANCE_PP
-percentage points of its phase's target (5, 25, 100).
+and in every probe, zero blocked ones (an answer 4xx: a WAF 403, a rate limit
+429, a feedback refused with 401; every request of the labelled set is
+legitimate), and the release's observed share within TOLERANCE_PP percentage
+points of its phase's target (5, 25, 100).
 """
 
 import argparse
@@ -96,6 +98,7 @@ def phase_record(report, probe):
         'release_share_pct': share_of(probe, release),
         'probe_requests': probe.get('total_requests'),
         'probe_failed_requests': probe.get('failed_requests'),
+        'probe_blocked_requests': probe.get('client_errors'),
     }
 
 
@@ -161,11 +164,15 @@ def summarize(phases, traffic, tolerance=TOLERANCE_PP, checks=None):
                             % (phase, p.get('release'), share, target, tolerance))
         if p.get('probe_failed_requests'):
             problems.append('%s: %s failed requests in the probe' % (phase, p.get('probe_failed_requests')))
+        if p.get('probe_blocked_requests'):
+            problems.append('%s: %s blocked requests (4xx) in the probe' % (phase, p.get('probe_blocked_requests')))
         rows.append({'phase': phase, 'verdict': p.get('verdict'), 'target_pct': target, 'release_share_pct': share,
                      'within_tolerance': within, 'duration_s': p.get('duration_s'), 'hold_s': p.get('hold_s')})
-    failed = traffic.get('failed_requests')
+    failed, blocked = traffic.get('failed_requests'), traffic.get('client_errors')
     if failed != 0:
         problems.append('background traffic: %s failed requests of %s' % (failed, traffic.get('total_requests')))
+    if blocked != 0:
+        problems.append('background traffic: %s blocked requests (4xx) of %s' % (blocked, traffic.get('total_requests')))
     return {
         'passed': not problems,
         'problems': problems,
@@ -175,6 +182,7 @@ def summarize(phases, traffic, tolerance=TOLERANCE_PP, checks=None):
         'traffic': {
             'total_requests': traffic.get('total_requests'),
             'failed_requests': failed,
+            'blocked_requests': blocked,
             'users_switched': traffic.get('users_switched'),
             'versions': {v: {'count': d.get('count'), 'share_pct': d.get('share_pct'), 'precision': d.get('precision'),
                              'p95_ms': (d.get('latency_ms') or {}).get('p95')}
@@ -193,13 +201,14 @@ def format_summary(summary):
     for name, verdict in sorted((summary.get('checks') or {}).items()):
         lines.append('    %s: %s' % (name, verdict))
     t = summary['traffic']
-    lines.append('    background traffic: %s requests, %s failed' % (t['total_requests'], t['failed_requests']))
+    lines.append('    background traffic: %s requests, %s failed, %s blocked (4xx)'
+                 % (t['total_requests'], t['failed_requests'], t.get('blocked_requests')))
     for version, d in t['versions'].items():
         lines.append('      %s: %s matches, precision %s, p95 %s ms' % (
             version, d['count'], '-' if d['precision'] is None else '%.3f' % d['precision'],
             '-' if d['p95_ms'] is None else '%.1f' % d['p95_ms']))
     if summary['passed']:
-        lines.append('    PASSED: every phase passed, 0 failed requests, shares within %s pp of 5/25/100'
+        lines.append('    PASSED: every phase passed, 0 failed and 0 blocked requests, shares within %s pp of 5/25/100'
                      % summary['tolerance_pp'])
     else:
         lines.extend('    PROBLEM: %s' % problem for problem in summary['problems'])

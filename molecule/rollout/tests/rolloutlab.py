@@ -76,6 +76,8 @@ def probe(users=5000, targets=None):
     connection, not per request); the steady Traffic, which runs across reloads, is not."""
     report = trafficgen.run_probe(targets or TARGETS, users=users, concurrency=16, keep_alive=True, **CLIENT)
     assert report['failed_requests'] == 0, report['errors']
+    # nor blocked: the labelled set is legitimate (no WAF 403, no rate limit 429 per X-API-Key)
+    assert report['client_errors'] == 0, report['errors']
     return report
 
 
@@ -139,6 +141,8 @@ class Traffic(object):
     def assert_no_failures(self):
         assert self.report['total_requests'] > 50
         assert self.report['failed_requests'] == 0, self.report['errors']
+        # nor blocked: no WAF 403, no rate limit 429, no feedback refused (401) on the labelled set
+        assert self.report['client_errors'] == 0, self.report['errors']
 
 
 class Webhook(object):

@@ -12,7 +12,7 @@ SCRIPT = Path(__file__).resolve().parents[3] / "tools" / "demo_summary.py"
 
 
 def probe(**shares):
-    return {"total_requests": 10000, "failed_requests": 0,
+    return {"total_requests": 10000, "failed_requests": 0, "client_errors": 0,
             "versions": {v: {"count": int(s * 100), "share_pct": s} for v, s in shares.items()}}
 
 
@@ -36,7 +36,7 @@ def good_phases():
     ]
 
 
-TRAFFIC_OK = {"total_requests": 5000, "failed_requests": 0, "versions": {}}
+TRAFFIC_OK = {"total_requests": 5000, "failed_requests": 0, "client_errors": 0, "versions": {}}
 
 
 def _mutate(index, **changes):
@@ -55,8 +55,13 @@ def _mutate(index, **changes):
     (_mutate(2, release_share_pct=98.9), TRAFFIC_OK,
      ["full: 2.0.0 observed on 98.9 % of users, expected 100.0 % +/- 1.0 pp"]),
     (_mutate(1, probe_failed_requests=3), TRAFFIC_OK, ["extended: 3 failed requests in the probe"]),
-    (good_phases(), {"total_requests": 5000, "failed_requests": 1}, ["background traffic: 1 failed requests of 5000"]),
-    (good_phases(), {"total_requests": 0}, ["background traffic: None failed requests of 0"]),
+    (good_phases(), {"total_requests": 5000, "failed_requests": 1, "client_errors": 0},
+     ["background traffic: 1 failed requests of 5000"]),
+    # a WAF 403, a rate limit 429 or a refused feedback (401) blocks a legitimate request
+    (good_phases(), dict(TRAFFIC_OK, client_errors=2), ["background traffic: 2 blocked requests (4xx) of 5000"]),
+    (_mutate(0, probe_blocked_requests=1), TRAFFIC_OK, ["canary: 1 blocked requests (4xx) in the probe"]),
+    (good_phases(), {"total_requests": 0},
+     ["background traffic: None failed requests of 0", "background traffic: None blocked requests (4xx) of 0"]),
     (good_phases()[:2], TRAFFIC_OK, ["phases run: canary, extended, expected canary, extended, full"]),
     ([], TRAFFIC_OK, ["phases run: none, expected canary, extended, full"]),
 ])
