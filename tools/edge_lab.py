@@ -1,5 +1,7 @@
 """A real NGINX with the nginx role's edge (WAF, rate limit, TLS, internal paths) on loopback.
 
+Shared by tests/integration/test_nginx_edge.py and benchmarks/waf_cost.py.
+
 The role's own templates (nginx.conf.j2, site.conf.j2 and the ModSecurity
 files) are rendered with Ansible's templar from the role defaults, as the
 template lookup renders them (tests/unit/monitoring/roletemplates.py), into a
@@ -18,12 +20,9 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 for _path in (ROOT / "tools", ROOT / "service" / "src"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
@@ -92,8 +91,8 @@ def require_tools():
         ("modsecurity-crs", os.path.isdir(CRS_RULES)),
     ) if not ok]
     if missing:
-        pytest.fail("missing %s: install the Debian packages nginx-light libnginx-mod-http-modsecurity "
-                    "modsecurity-crs (and testssl.sh)" % ", ".join(missing))
+        raise RuntimeError("missing %s: install the Debian packages nginx-light libnginx-mod-http-modsecurity "
+                           "modsecurity-crs (and testssl.sh)" % ", ".join(missing))
 
 
 # --------------------------------------------------------------------------- certificates
@@ -281,12 +280,3 @@ class Client(object):
         except ValueError:
             payload = raw.decode(errors="replace")
         return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), payload
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out after %s s waiting for %s" % (timeout, what))

@@ -1,6 +1,6 @@
 """The nginx role's edge against a real NGINX, ModSecurity + CRS and the real service on loopback.
 
-Three NGINX instances run the role's rendered templates (nginx_edge.py), each
+Three NGINX instances run the role's rendered templates (tools/edge_lab.py), each
 shared by the tests of this module:
 
 * ``edge``: the role defaults (WAF On, paranoia level 1, 16r/m per key with a
@@ -23,9 +23,10 @@ import uuid
 
 import pytest
 
-from nginx_edge import Client, EdgeNginx, Service, make_pki, render, require_tools, run_module, wait_until
+from edge_lab import Client, EdgeNginx, Service, make_pki, render, require_tools, run_module
 
-import trafficgen  # noqa: E402,I100  (tools/ is on sys.path: nginx_edge)
+import trafficgen  # noqa: E402,I100  (tools/ is on sys.path: conftest)
+from labwait import wait_for  # noqa: E402,I100
 
 MATCH = "/api/v2/match"
 FEEDBACK = "/api/v2/feedback"
@@ -197,7 +198,7 @@ def test_sqli_and_xss_are_refused_and_audited(edge, client):
     def ours():  # (testssl's requests to / are in the log too: their Host is an address, rule 920350)
         return [e for e in edge.audit_entries() if re.search(r'\[uri "/(api/v2/|health)', e.get("H", ""))]
 
-    wait_until(lambda: len(ours()) >= 4, 5, "four audit log entries")
+    wait_for(lambda: len(ours()) >= 4, 5, "four audit log entries", delay=0.05)
     found = set().union(*(rule_ids(e) for e in edge.audit_entries()))
     for name, _body, rules in cases:
         assert rules <= found, (name, rules, found)
@@ -217,7 +218,7 @@ def test_sqli_and_xss_are_refused_and_audited(edge, client):
 def test_detection_only_lets_an_attack_through_and_logs_it(detect, client):
     status, _headers, payload = client.call(detect, "POST", MATCH, match_body(candidate_id=SQLI))
     assert status == 200 and payload["candidate_id"] == SQLI
-    wait_until(detect.audit_entries, 5, "an audit log entry")
+    wait_for(detect.audit_entries, 5, "an audit log entry", delay=0.05)
     text = detect.audit_log.read_text()
     assert '[id "942100"]' in text and '[id "949110"]' in text
     assert "Access denied" not in text
@@ -284,8 +285,8 @@ def test_rate_limit_dry_run_refuses_nothing(permissive, client):
     statuses = [client.call(permissive, "POST", MATCH, match_body(), headers={"X-API-Key": "key-dry"})[0]
                 for _n in range(50)]
     assert statuses == [200] * 50
-    wait_until(lambda: "limiting requests, dry run" in permissive.error_log.read_text(), 5,
-               "the dry run's log line")
+    wait_for(lambda: "limiting requests, dry run" in permissive.error_log.read_text(), 5,
+             "the dry run's log line", delay=0.05)
     log = [json.loads(line) for line in permissive.access_log.read_text().splitlines()]
     assert any(entry["limit_req"] == "REJECTED_DRY_RUN" and entry["status"] == 200 for entry in log)
 
