@@ -156,8 +156,12 @@ def test_one_leader_two_streaming_replicas(leader):
 def test_haproxy_configuration_is_valid(host):
     out = host.run("haproxy -c -f /etc/haproxy/haproxy.cfg")
     assert out.rc == 0, out.stdout + out.stderr
-    assert host.socket("tcp://0.0.0.0:%d" % RW_PORT).is_listening
-    assert host.socket("tcp://0.0.0.0:%d" % RO_PORT).is_listening
+    # the node's own address and loopback, no other interface (not 0.0.0.0)
+    node_address = address(host.backend.get_hostname())
+    for port in (RW_PORT, RO_PORT):
+        assert host.socket("tcp://%s:%d" % (node_address, port)).is_listening
+        assert host.socket("tcp://127.0.0.1:%d" % port).is_listening
+        assert not host.socket("tcp://0.0.0.0:%d" % port).is_listening
 
 
 def test_write_through_rw_endpoint_with_tls_and_scram(leader):
