@@ -70,6 +70,7 @@ def measure(rounds, paranoia):
     edges = {}
     try:
         pki = make_pki(os.path.join(work, 'pki'))
+        os.makedirs(os.path.join(work, 'service'))
         service = Service(os.path.join(work, 'service'))
         backend = '127.0.0.1:%d' % service.port
         for name, waf in (('waf', True), ('plain', False)):
@@ -156,7 +157,7 @@ def doc_lines(result):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--rounds', type=int, default=6)
     parser.add_argument('--paranoia', type=int, default=1, choices=(1, 2, 3, 4))
     args = parser.parse_args(argv)
